@@ -1,0 +1,180 @@
+"""The service contract: error codes, exit codes, segment planning and the job manifest.
+
+This module must stay importable on Python 3.10 (the Inf1 worker image imports it).
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum, IntEnum
+from fractions import Fraction
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCALES = (2, 4)
+DEFAULT_SEGMENT_TIME = 60.0
+DEFAULT_MODEL = "bicubic"
+MANIFEST_VERSION = 1
+
+
+class ErrorCode(str, Enum):
+    """Machine-readable error codes shared by the API, the CLI and the worker."""
+
+    INPUT_NOT_FOUND = "input_not_found"
+    EMPTY_INPUT = "empty_input"
+    NOT_A_VIDEO = "not_a_video"
+    AUDIO_ONLY = "audio_only"
+    CORRUPT_INPUT = "corrupt_input"
+    UNSUPPORTED_CODEC = "unsupported_codec"
+    INVALID_SCALE = "invalid_scale"
+    INVALID_SEGMENT_TIME = "invalid_segment_time"
+    INVALID_MODEL = "invalid_model"
+    INVALID_ARGUMENT = "invalid_argument"
+    INVALID_MANIFEST = "invalid_manifest"
+    OUTPUT_EXISTS = "output_exists"
+    STAGE_FAILED = "stage_failed"
+    INTERNAL = "internal_error"
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of the worker (sysexits.h values).
+
+    Batch job definitions retry on host termination but exit at once on the bad-input
+    codes (``USAGE``, ``DATA``, ``NO_INPUT``): retrying cannot fix the input.
+    """
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 64
+    DATA = 65
+    NO_INPUT = 66
+    SOFTWARE = 70
+
+
+BAD_INPUT_EXIT_CODES = (ExitCode.USAGE, ExitCode.DATA, ExitCode.NO_INPUT)
+
+ERROR_EXIT_CODES: dict[ErrorCode, ExitCode] = {
+    ErrorCode.INPUT_NOT_FOUND: ExitCode.NO_INPUT,
+    ErrorCode.EMPTY_INPUT: ExitCode.DATA,
+    ErrorCode.NOT_A_VIDEO: ExitCode.DATA,
+    ErrorCode.AUDIO_ONLY: ExitCode.DATA,
+    ErrorCode.CORRUPT_INPUT: ExitCode.DATA,
+    ErrorCode.UNSUPPORTED_CODEC: ExitCode.DATA,
+    ErrorCode.INVALID_SCALE: ExitCode.USAGE,
+    ErrorCode.INVALID_SEGMENT_TIME: ExitCode.USAGE,
+    ErrorCode.INVALID_MODEL: ExitCode.USAGE,
+    ErrorCode.INVALID_ARGUMENT: ExitCode.USAGE,
+    ErrorCode.INVALID_MANIFEST: ExitCode.USAGE,
+    ErrorCode.OUTPUT_EXISTS: ExitCode.USAGE,
+    ErrorCode.STAGE_FAILED: ExitCode.FAILURE,
+    ErrorCode.INTERNAL: ExitCode.SOFTWARE,
+}
+
+
+class VsrError(Exception):
+    """An error a user can act on: a code, a one-line message, optionally the field at fault."""
+
+    def __init__(self, code: ErrorCode, message: str, field: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.code = ErrorCode(code)
+        self.message = message
+        self.field = field
+
+    @property
+    def exit_code(self) -> int:
+        return int(ERROR_EXIT_CODES.get(self.code, ExitCode.FAILURE))
+
+    def __str__(self) -> str:
+        return f"[{self.code.value}] {self.message}"
+
+
+def _exact(value: float) -> Fraction:
+    """A float as the decimal the user wrote (1.1 -> 11/10), not its binary expansion."""
+    return Fraction(repr(float(value)))
+
+
+def validate_scale(scale: int) -> int:
+    if scale not in SCALES:
+        raise VsrError(ErrorCode.INVALID_SCALE, f"scale must be 2 or 4, got {scale!r}", "scale")
+    return int(scale)
+
+
+def validate_segment_time(segment_time: float) -> float:
+    if not isinstance(segment_time, (int, float)) or not math.isfinite(segment_time) or segment_time <= 0:
+        raise VsrError(
+            ErrorCode.INVALID_SEGMENT_TIME,
+            f"segment_time must be a positive number of seconds, got {segment_time!r}",
+            "segment_time",
+        )
+    return float(segment_time)
+
+
+class SegmentPlan(BaseModel):
+    """How a video is cut: ``count`` segments of ``segment_time`` seconds each.
+
+    Segment ``i`` owns the frames whose presentation time, measured from the first video
+    frame, lies in ``[i*T, (i+1)*T)``; the first segment also owns anything earlier and the
+    last one anything later, so every frame has exactly one owner.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    duration: float = Field(ge=0, description="seconds of video planned for")
+    segment_time: float = Field(gt=0)
+    count: int = Field(ge=1)
+
+    def bounds(self, index: int) -> tuple[Optional[Fraction], Optional[Fraction]]:
+        """Owned range of segment ``index`` in seconds from the first frame (None = open)."""
+        if not 0 <= index < self.count:
+            raise IndexError(f"segment {index} outside plan of {self.count}")
+        t = _exact(self.segment_time)
+        lo = None if index == 0 else index * t
+        hi = None if index == self.count - 1 else (index + 1) * t
+        return lo, hi
+
+
+def plan_segments(duration: float, segment_time: float) -> SegmentPlan:
+    """``ceil(duration / segment_time)`` segments, at least one."""
+    validate_segment_time(segment_time)
+    if not math.isfinite(duration) or duration < 0:
+        raise VsrError(ErrorCode.CORRUPT_INPUT, f"video duration is not usable: {duration!r}")
+    count = max(1, math.ceil(_exact(duration) / _exact(segment_time)))
+    return SegmentPlan(duration=duration, segment_time=segment_time, count=count)
+
+
+class EncodeSettings(BaseModel):
+    """Video encoder settings; identical for every segment so the parts join losslessly."""
+
+    model_config = ConfigDict(frozen=True)
+
+    codec: Literal["libx264", "libx265"] = "libx264"
+    crf: int = Field(default=18, ge=0, le=51)
+    preset: str = "medium"
+    bit_depth: Literal["source", "8", "10"] = Field(
+        default="source",
+        description="'source' keeps 10-bit input 10-bit (High 10); '8' forces yuv420p",
+    )
+
+
+class Manifest(BaseModel):
+    """Everything a worker stage needs, written once before any stage runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = MANIFEST_VERSION
+    job_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
+    source: str = Field(min_length=1, description="URI of the source video")
+    work: str = Field(min_length=1, description="URI prefix for this job's intermediates")
+    output: str = Field(min_length=1, description="URI of the result")
+    scale: Literal[2, 4] = 2
+    model: str = DEFAULT_MODEL
+    device: str = "cpu"
+    task: Literal["inference", "debug"] = "inference"
+    plan: SegmentPlan
+    encode: EncodeSettings = EncodeSettings()
+
+    @field_validator("work")
+    @classmethod
+    def _work_is_prefix(cls, value: str) -> str:
+        return value.rstrip("/")

@@ -1,0 +1,91 @@
+"""The job graph as data: split -> upscale[N] -> merge.
+
+The same stage specs are run by the local scheduler (as subprocesses) and submitted to
+AWS Batch (as jobs whose container command is ``StageSpec.command``). Keep it importable
+on Python 3.10.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+WORKER_COMMAND = "vsr-worker"
+ARRAY_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
+
+StageName = Literal["split", "upscale", "merge"]
+
+
+class Resources(BaseModel):
+    """What one job (one array child) asks of its host."""
+
+    model_config = ConfigDict(frozen=True)
+
+    vcpus: int = Field(default=1, ge=1)
+    memory_mib: int = Field(default=2048, ge=128)
+    accelerator: Literal["none", "neuron", "gpu"] = "none"
+
+
+class StageSpec(BaseModel):
+    """One node of the job graph.
+
+    ``array_size`` 0 means a plain job; N >= 2 an array job whose children see
+    ``AWS_BATCH_JOB_ARRAY_INDEX`` = 0..N-1 (AWS Batch arrays have at least two children,
+    so a one-segment upscale is a plain job and the worker defaults to index 0).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: StageName
+    command: list[str]
+    array_size: int = Field(default=0, ge=0, le=10000)
+    depends_on: list[StageName] = Field(default_factory=list)
+    resources: Resources = Resources()
+    environment: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def children(self) -> int:
+        return self.array_size or 1
+
+
+DEFAULT_RESOURCES: dict[str, Resources] = {
+    "split": Resources(vcpus=1, memory_mib=2048),
+    "upscale": Resources(vcpus=2, memory_mib=4096),
+    "merge": Resources(vcpus=1, memory_mib=2048),
+}
+
+
+def stage_command(stage: StageName, manifest_uri: str) -> list[str]:
+    return [WORKER_COMMAND, stage, "--manifest", manifest_uri]
+
+
+def build_job_graph(
+    manifest_uri: str,
+    segments: int,
+    resources: dict[str, Resources] | None = None,
+    environment: dict[str, str] | None = None,
+) -> list[StageSpec]:
+    """The three stages of one job, in submission order."""
+    if segments < 1:
+        raise ValueError("a job has at least one segment")
+    res = {**DEFAULT_RESOURCES, **(resources or {})}
+    env = dict(environment or {})
+    return [
+        StageSpec(name="split", command=stage_command("split", manifest_uri), resources=res["split"], environment=env),
+        StageSpec(
+            name="upscale",
+            command=stage_command("upscale", manifest_uri),
+            array_size=segments if segments > 1 else 0,
+            depends_on=["split"],
+            resources=res["upscale"],
+            environment=env,
+        ),
+        StageSpec(
+            name="merge",
+            command=stage_command("merge", manifest_uri),
+            depends_on=["upscale"],
+            resources=res["merge"],
+            environment=env,
+        ),
+    ]

@@ -1,0 +1,3 @@
+from vsr_worker.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""``vsr-worker``: the worker's command line.
+
+    vsr-worker split   --manifest URI            (a Batch job)
+    vsr-worker upscale --manifest URI [--index]  (a Batch array child: AWS_BATCH_JOB_ARRAY_INDEX)
+    vsr-worker merge   --manifest URI            (a Batch job)
+    vsr-worker run INPUT -o OUTPUT ...           (the whole graph on this machine)
+    vsr-worker probe INPUT                       (what the worker sees in a file, as JSON)
+    vsr-worker models                            (the models available)
+
+Errors print one line, ``vsr-worker: error [code]: message``, and exit with a code from
+vsr_client.contract.ExitCode (64-66 for bad input, which Batch does not retry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from vsr_client.contract import DEFAULT_MODEL, DEFAULT_SEGMENT_TIME, ErrorCode, ExitCode, VsrError
+
+PROG = "vsr-worker"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, usage exit code
+        self.exit(int(ExitCode.USAGE), f"{self.prog}: error [{ErrorCode.INVALID_ARGUMENT.value}]: {message}\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Video super-resolution worker.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    for name, help_text in (
+        ("split", "cut the source into segments (stream copy)"),
+        ("upscale", "upscale one segment (array child)"),
+        ("merge", "join the upscaled segments with the source's other streams"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--manifest", required=True, help="URI of the job manifest (JSON)")
+        if name == "upscale":
+            p.add_argument(
+                "--index", type=int, default=None, help="segment index (default: $AWS_BATCH_JOB_ARRAY_INDEX, else 0)"
+            )
+
+    run = sub.add_parser("run", help="upscale a video on this machine (split, upscale in parallel, merge)")
+    run.add_argument("input", help="source video")
+    run.add_argument("-o", "--output", required=True, help="output file (.mp4, .mov or .mkv)")
+    run.add_argument("--scale", type=int, default=2, help="upscale factor per side: 2 or 4 (default 2)")
+    run.add_argument(
+        "--segment-time",
+        type=_positive_float,
+        default=DEFAULT_SEGMENT_TIME,
+        help=f"seconds per parallel segment (default {DEFAULT_SEGMENT_TIME:g})",
+    )
+    run.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL}); see 'models'")
+    run.add_argument("-j", "--jobs", type=int, default=None, help="parallel upscale processes (default: cores)")
+    run.add_argument("--work-dir", default=None, help="keep intermediates here (default: a temp dir beside the output)")
+    run.add_argument("--keep-work", action="store_true", help="keep intermediates after success")
+    run.add_argument(
+        "--task", choices=("inference", "debug"), default="inference", help="'debug' keeps every intermediate"
+    )
+    run.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
+    run.add_argument("--codec", choices=("libx264", "libx265"), default="libx264", help="video encoder")
+    run.add_argument("--crf", type=int, default=18, help="encoder quality, lower is better (default 18)")
+    run.add_argument("--preset", default="medium", help="encoder preset (default medium)")
+    run.add_argument(
+        "--bit-depth",
+        choices=("source", "8", "10"),
+        default="source",
+        help="output bit depth; 'source' keeps 10-bit input 10-bit (default)",
+    )
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+    pr = sub.add_parser("probe", help="print what the worker sees in a video, as JSON")
+    pr.add_argument("input")
+    sub.add_parser("models", help="list the available models")
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        from vsr_worker.engine.local_run import main_run
+
+        return main_run(args)
+    if args.command == "probe":
+        from vsr_worker.media.probe import probe
+
+        print(json.dumps(probe(Path(args.input)).to_json(), indent=2))
+        return 0
+    if args.command == "models":
+        from vsr_worker.models.registry import MODELS
+
+        for info in MODELS.values():
+            print(f"{info.name}\t{info.architecture}\tx{'/x'.join(map(str, info.scales))}\t{info.licence}")
+        return 0
+
+    from vsr_worker.stages.common import array_index, load_manifest
+
+    manifest = load_manifest(args.manifest)
+    if args.command == "split":
+        from vsr_worker.stages.split import run_split
+
+        run_split(manifest)
+    elif args.command == "upscale":
+        from vsr_worker.stages.upscale import run_upscale
+
+        run_upscale(manifest, array_index(args.index))
+    elif args.command == "merge":
+        from vsr_worker.stages.merge import run_merge
+
+        result = run_merge(manifest)
+        print(json.dumps(result))
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return _dispatch(args)
+    except VsrError as exc:
+        print(f"{PROG}: error [{exc.code.value}]: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130

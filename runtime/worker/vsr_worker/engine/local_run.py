@@ -1,0 +1,171 @@
+"""``vsr-worker run``: one video through split -> upscale[N] -> merge on this machine."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from vsr_client.contract import (
+    DEFAULT_MODEL,
+    EncodeSettings,
+    ErrorCode,
+    Manifest,
+    VsrError,
+    plan_segments,
+    validate_scale,
+    validate_segment_time,
+)
+from vsr_client.jobgraph import build_job_graph
+from vsr_worker import layout, storage
+from vsr_worker.engine.local_scheduler import LocalScheduler, StageFailure
+from vsr_worker.engine.progress_view import ProgressView
+from vsr_worker.media.probe import probe
+from vsr_worker.models.registry import model_info
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    output: Path
+    frames: int
+    segments: int
+    seconds: float
+    work: Path
+
+
+def default_jobs(segments: int) -> int:
+    return max(1, min(segments, os.cpu_count() or 1))
+
+
+def run_local(
+    source: Path,
+    output: Path,
+    scale: int = 2,
+    segment_time: float = 60.0,
+    model: str = DEFAULT_MODEL,
+    jobs: Optional[int] = None,
+    work_dir: Optional[Path] = None,
+    keep_work: bool = False,
+    overwrite: bool = False,
+    encode: Optional[EncodeSettings] = None,
+    task: str = "inference",
+    show_progress: bool = True,
+) -> RunResult:
+    started = time.monotonic()
+    validate_scale(scale)
+    validate_segment_time(segment_time)
+    model_info(model)
+    source = source.expanduser().resolve()
+    output = output.expanduser().resolve()
+    if output.exists() and not overwrite:
+        raise VsrError(ErrorCode.OUTPUT_EXISTS, f"output exists: {output} (pass --overwrite to replace it)", "output")
+    if output == source:
+        raise VsrError(ErrorCode.INVALID_ARGUMENT, "output must differ from the input", "output")
+    info = probe(source)
+    plan = plan_segments(info.duration, segment_time)
+    job_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    work = (work_dir or output.parent / f".vsr-work-{job_id}").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(
+        job_id=job_id,
+        source=str(source),
+        work=str(work),
+        output=str(output),
+        scale=scale,
+        model=model,
+        task=task,
+        plan=plan,
+        encode=encode or EncodeSettings(),
+    )
+    manifest_uri = layout.manifest(str(work))
+    storage.write_json(manifest_uri, manifest.model_dump(mode="json"))
+    n_jobs = jobs or default_jobs(plan.count)
+    threads = max(1, (os.cpu_count() or 1) // min(n_jobs, plan.count))
+    graph = build_job_graph(manifest_uri, plan.count)
+    log.info(
+        "job %s: %s (%dx%d, %.2fs) -> %d segment(s) of %gs, x%d with %s, %d process(es)",
+        job_id,
+        source.name,
+        info.width,
+        info.height,
+        info.duration,
+        plan.count,
+        segment_time,
+        scale,
+        model,
+        n_jobs,
+    )
+
+    view = ProgressView(work / "progress") if show_progress else None
+    total_set = False
+
+    def tick() -> None:
+        nonlocal total_set
+        if view is None:
+            return
+        if not total_set and (work / "split" / "index.json").exists():
+            view.set_total(storage.read_json(layout.split_index(str(work)))["frames"])
+            total_set = True
+        view.tick()
+
+    scheduler = LocalScheduler(work / "logs", jobs=n_jobs, env={"VSR_THREADS": str(threads)}, on_tick=tick)
+    keep = keep_work or task == "debug" or work_dir is not None
+    try:
+        scheduler.run(graph)
+    except StageFailure as exc:
+        error = _as_user_error(exc, work)
+        if error.code == ErrorCode.STAGE_FAILED:
+            keep = True  # an internal failure: keep logs and intermediates to look at
+        raise error from None
+    finally:
+        if view is not None:
+            view.close()
+        result = storage.read_json(layout.result(str(work))) if (work / "result.json").exists() else None
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    final = Path(result["output"]) if result else output
+    frames = result["frames"] if result else 0
+    return RunResult(output=final, frames=frames, segments=plan.count, seconds=time.monotonic() - started, work=work)
+
+
+def _as_user_error(exc: StageFailure, work: Path) -> VsrError:
+    """A failed stage's one-line error, keeping its code and exit status."""
+    msg = exc.message
+    for code in ErrorCode:
+        prefix = f"[{code.value}] "
+        if prefix in msg:
+            err = VsrError(code, msg.split(prefix, 1)[1])
+            break
+    else:
+        err = VsrError(ErrorCode.STAGE_FAILED, f"{exc} (logs in {work / 'logs'})")
+    return err
+
+
+def main_run(args) -> int:  # called by the CLI
+    result = run_local(
+        Path(args.input),
+        Path(args.output),
+        scale=args.scale,
+        segment_time=args.segment_time,
+        model=args.model,
+        jobs=args.jobs,
+        work_dir=Path(args.work_dir) if args.work_dir else None,
+        keep_work=args.keep_work,
+        overwrite=args.overwrite,
+        task=args.task,
+        encode=EncodeSettings(codec=args.codec, crf=args.crf, preset=args.preset, bit_depth=args.bit_depth),
+        show_progress=not args.quiet,
+    )
+    print(
+        f"wrote {result.output} ({result.frames} frames, {result.segments} segment(s), {result.seconds:.1f}s)",
+        file=sys.stdout,
+    )
+    return 0

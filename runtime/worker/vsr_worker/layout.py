@@ -1,0 +1,47 @@
+"""Where a job's files live under its work prefix (one place, used by every stage).
+
+<work>/manifest.json              the job, written before any stage runs
+<work>/split/index.json           what split produced: owned ranges, chunks, frame counts
+<work>/split/seg_NNNNN.mp4        stream-copied chunk covering segment N
+<work>/upscaled/seg_NNNNN.mp4     upscaled, encoded frames owned by segment N
+<work>/upscaled/seg_NNNNN.json    how many frames that part holds
+<work>/progress/<stage>_NNNNN.json progress/heartbeat records
+<work>/logs/<stage>_NNNNN.log     stage logs (local scheduler)
+<work>/result.json                what merge wrote
+"""
+
+from __future__ import annotations
+
+from vsr_worker.storage import join
+
+
+def manifest(work: str) -> str:
+    return join(work, "manifest.json")
+
+
+def split_index(work: str) -> str:
+    return join(work, "split", "index.json")
+
+
+def chunk(work: str, index: int, ext: str = "mp4") -> str:
+    return join(work, "split", f"seg_{index:05d}.{ext}")
+
+
+def part(work: str, index: int) -> str:
+    return join(work, "upscaled", f"seg_{index:05d}.mp4")
+
+
+def part_info(work: str, index: int) -> str:
+    return join(work, "upscaled", f"seg_{index:05d}.json")
+
+
+def progress(work: str, stage: str, index: int = 0) -> str:
+    return join(work, "progress", f"{stage}_{index:05d}.json")
+
+
+def log(work: str, stage: str, index: int = 0) -> str:
+    return join(work, "logs", f"{stage}_{index:05d}.log")
+
+
+def result(work: str) -> str:
+    return join(work, "result.json")

@@ -1,0 +1,1 @@
+"""The three worker stages. Each reads the job manifest and is idempotent."""

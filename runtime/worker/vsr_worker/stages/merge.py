@@ -1,0 +1,181 @@
+"""Merge: join the upscaled parts without re-encoding and carry every other source stream.
+
+Video packets come from the parts in order; audio, subtitle and data packets are copied
+bit-exact from the source; both are interleaved by decode time. The result is written to
+a temporary name and renamed (or uploaded) only when complete.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Optional
+
+import av
+
+from vsr_client.contract import ErrorCode, Manifest, VsrError
+from vsr_worker import layout, storage
+from vsr_worker.media.probe import open_video, primary_video_stream
+from vsr_worker.progress import ProgressWriter
+from vsr_worker.stages.common import load_split_index
+
+log = logging.getLogger(__name__)
+
+_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+
+def output_format(uri: str) -> str:
+    return _FORMATS.get(Path(uri).suffix.lower(), "mp4")
+
+
+def run_merge(manifest: Manifest) -> dict:
+    split = load_split_index(manifest)
+    parts = []
+    for seg in split["segments"]:
+        info_uri = layout.part_info(manifest.work, seg["index"])
+        if not storage.exists(info_uri):
+            raise VsrError(ErrorCode.STAGE_FAILED, f"segment {seg['index']} has not been upscaled")
+        info = storage.read_json(info_uri)
+        if info["frames"] != seg["frames"]:
+            raise VsrError(
+                ErrorCode.STAGE_FAILED,
+                f"segment {seg['index']} holds {info['frames']} frames, expected {seg['frames']}",
+            )
+        if info["frames"]:
+            parts.append(info["part"])
+    progress = ProgressWriter(manifest.work, "merge", total=split["frames"])
+    output = manifest.output
+    fmt = output_format(output)
+    with storage.input_file(manifest.source) as src_path:
+        try:
+            written = _write(manifest, split, src_path, parts, output, fmt, progress)
+        except _NeedsMatroska as exc:
+            # MP4 cannot hold one of the source's streams (e.g. SubRip/ASS subtitles, PCM):
+            # keep every stream and switch container rather than drop anything.
+            output = (
+                str(Path(output).with_suffix(".mkv")) if storage.is_local(output) else output.rsplit(".", 1)[0] + ".mkv"
+            )
+            log.warning("%s; writing Matroska to %s instead", exc, output)
+            written = _write(manifest, split, src_path, parts, output, "matroska", progress)
+    result = {
+        "output": output,
+        "format": written["format"],
+        "frames": written["frames"],
+        "streams": written["streams"],
+        "warnings": written["warnings"],
+    }
+    storage.write_json(layout.result(manifest.work), result)
+    progress.finish()
+    return result
+
+
+class _NeedsMatroska(Exception):
+    pass
+
+
+def _write(
+    manifest: Manifest, split: dict, src_path: Path, parts: list, output: str, fmt: str, progress: ProgressWriter
+) -> dict:
+    tb = Fraction(split["time_base"])
+    probe = split["probe"]
+    with open_video(src_path) as source:
+        src_video = source.streams[probe["video_index"]]
+        others = [s for s in source.streams if s.index != src_video.index]
+        part_containers = [av.open(str(storage.local_path(p))) for p in parts]
+        try:
+            _check_joinable(part_containers)
+            with storage.output_file(output) as tmp:
+                opts = (
+                    {"movie_timescale": str(tb.denominator), "movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
+                )
+                with av.open(str(tmp), "w", format=fmt, options=opts) as out:
+                    out.metadata.update(dict(source.metadata))
+                    mapping = {}
+                    part_video = primary_video_stream(part_containers[0])
+                    v_out = out.add_stream_from_template(part_video)
+                    v_out.time_base = src_video.time_base
+                    v_out.metadata.update(dict(src_video.metadata))
+                    _copy_disposition(src_video, v_out)
+                    if probe.get("rotation"):
+                        v_out.set_display_rotation(probe["rotation"])
+                    for s in others:
+                        o = out.add_stream_from_template(s)
+                        o.time_base = s.time_base
+                        o.metadata.update(dict(s.metadata))
+                        _copy_disposition(s, o)
+                        mapping[s.index] = o
+                    try:
+                        out.start_encoding()
+                    except (av.error.FFmpegError, ValueError) as exc:
+                        if fmt != "matroska":
+                            raise _NeedsMatroska(f"{fmt} cannot hold the source's streams ({exc})") from None
+                        raise VsrError(
+                            ErrorCode.UNSUPPORTED_CODEC, f"cannot write the source's streams: {exc}"
+                        ) from None
+                    frames = 0
+                    for _, _, packet, target in heapq.merge(
+                        _video_packets(part_containers, v_out),
+                        _source_packets(source, others, mapping),
+                    ):
+                        packet.stream = target
+                        out.mux(packet)
+                        if target is v_out:
+                            frames += 1
+                            progress.advance()
+        finally:
+            for c in part_containers:
+                c.close()
+    if frames != split["frames"]:
+        raise VsrError(ErrorCode.STAGE_FAILED, f"merged {frames} frames, source has {split['frames']}")
+    return {"format": fmt, "frames": frames, "streams": 1 + len(others), "warnings": []}
+
+
+def _copy_disposition(src: av.stream.Stream, dst: av.stream.Stream) -> None:
+    try:
+        dst.disposition = src.disposition
+    except (AttributeError, TypeError, ValueError):  # older PyAV: read-only
+        pass
+
+
+def _decode_time(packet: av.Packet) -> Fraction:
+    ts = packet.dts if packet.dts is not None else packet.pts
+    return Fraction(ts or 0) * packet.time_base
+
+
+def _video_packets(parts: list, target: av.stream.Stream) -> Iterator[tuple]:
+    seq = 0
+    for part in parts:
+        vs = primary_video_stream(part)
+        for packet in part.demux(vs):
+            if packet.size == 0:
+                continue
+            seq += 1
+            yield _decode_time(packet), seq, packet, target
+
+
+def _source_packets(source: av.container.InputContainer, streams: list, mapping: dict) -> Iterator[tuple]:
+    if not streams:
+        return
+    seq = 0
+    for packet in source.demux(*streams):
+        if packet.size == 0:
+            continue
+        seq += 1
+        # Ties go to video (sequence numbers start lower there), a stable choice.
+        yield _decode_time(packet), (1 << 62) + seq, packet, mapping[packet.stream.index]
+
+
+def _check_joinable(parts: list) -> None:
+    """Parts join without re-encoding only if their codec headers (SPS/PPS) are identical."""
+    first: Optional[bytes] = None
+    for i, part in enumerate(parts):
+        cc = primary_video_stream(part).codec_context
+        extradata = bytes(cc.extradata or b"")
+        if first is None:
+            first = extradata
+        elif extradata != first:
+            raise VsrError(
+                ErrorCode.STAGE_FAILED, f"upscaled part {i} was encoded with different settings and cannot be joined"
+            )

@@ -1,0 +1,179 @@
+"""Split: stream-copy the GOPs covering each segment into a chunk, without re-encoding.
+
+One pass over the source's video packets in decode order, holding at most two GOPs in
+memory. A segment's chunk starts at the keyframe before its first owned frame (one GOP
+earlier when it owns leading pictures of an open GOP, which reference the GOP before) and
+ends at its last owned packet; upscale decodes the chunk and keeps only what it owns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional
+
+import av
+
+from vsr_client.contract import ErrorCode, Manifest, VsrError
+from vsr_worker import layout, storage
+from vsr_worker.media.probe import VideoInfo, open_video, probe
+from vsr_worker.progress import ProgressWriter
+from vsr_worker.stages.common import Ownership
+
+log = logging.getLogger(__name__)
+
+_MATROSKA = "matroska"
+
+
+@dataclass
+class _Packet:
+    data: bytes
+    pts: int
+    dts: Optional[int]
+    key: bool
+    duration: int
+
+
+def chunk_format(source_format: str) -> str:
+    """MP4 keeps the stream's exact time base; Matroska sources (ms timestamps, no DTS)
+    stay Matroska."""
+    return _MATROSKA if _MATROSKA in source_format.split(",") else "mp4"
+
+
+class _ChunkWriter:
+    def __init__(self, uri: str, template: av.video.stream.VideoStream, fmt: str):
+        self._ctx = storage.output_file(uri)
+        self._path: Path = self._ctx.__enter__()
+        opts = {"movie_timescale": str(template.time_base.denominator)} if fmt == "mp4" else {}
+        self._out = av.open(str(self._path), "w", format=fmt, options=opts)
+        self._stream = self._out.add_stream_from_template(template)
+        self._stream.time_base = template.time_base
+        self._tb = template.time_base
+        self.packets = 0
+        self.written_of_last_gop = 0  # how many packets of the latest GOP went in
+
+    def write(self, packets: list[_Packet]) -> None:
+        for p in packets:
+            pkt = av.Packet(p.data)
+            pkt.pts, pkt.dts, pkt.duration = p.pts, p.dts, p.duration
+            pkt.is_keyframe = p.key
+            pkt.time_base = self._tb
+            pkt.stream = self._stream
+            self._out.mux(pkt)
+            self.packets += 1
+
+    def close(self, ok: bool = True) -> None:
+        self._out.close()
+        if ok:
+            self._ctx.__exit__(None, None, None)
+        else:
+            with contextlib.suppress(Exception):
+                self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+def run_split(manifest: Manifest) -> dict:
+    with storage.input_file(manifest.source) as src:
+        info = probe(src)
+        with open_video(src) as container:
+            return _split(manifest, info, container)
+
+
+def _split(manifest: Manifest, info: VideoInfo, container: av.container.InputContainer) -> dict:
+    vs = container.streams[info.video_index]
+    tb = Fraction(vs.time_base)
+    fmt = chunk_format(container.format.name)
+    ext = "mkv" if fmt == _MATROSKA else "mp4"
+    plan = manifest.plan
+    progress = ProgressWriter(manifest.work, "split", total=info.frames or None)
+
+    owned = [0] * plan.count
+    chunk_packets: dict[int, int] = {}
+    writers: dict[int, _ChunkWriter] = {}
+    own: Optional[Ownership] = None
+    prev_gop: list[_Packet] = []
+    gop: list[_Packet] = []
+    total = 0
+
+    def flush_gop(gop: list[_Packet], prev_gop: list[_Packet]) -> None:
+        nonlocal own
+        if own is None:
+            own = Ownership(plan=plan, t0=min(p.pts for p in gop), time_base=tb)
+        owners = [own.owner(p.pts) for p in gop]
+        key_pts = gop[0].pts if gop[0].key else None
+        for seg in sorted(set(owners)):
+            last = max(i for i, o in enumerate(owners) if o == seg)
+            w = writers.get(seg)
+            if w is None:
+                w = writers[seg] = _ChunkWriter(layout.chunk(manifest.work, seg, ext), vs, fmt)
+                leads = key_pts is not None and any(o == seg and p.pts < key_pts for o, p in zip(owners, gop))
+                if leads and prev_gop:
+                    w.write(prev_gop)  # open GOP: leading pictures reference the previous GOP
+            else:
+                w.write(prev_gop[w.written_of_last_gop :])  # complete the GOP it was cut in
+            w.write(gop[: last + 1])
+            w.written_of_last_gop = last + 1
+            owned[seg] += owners.count(seg)
+        for seg in [s for s in writers if s not in owners]:
+            chunk_packets[seg] = writers[seg].packets
+            writers.pop(seg).close()
+
+    try:
+        for packet in container.demux(vs):
+            if packet.size == 0:
+                continue
+            if packet.pts is None:
+                raise VsrError(
+                    ErrorCode.UNSUPPORTED_CODEC,
+                    "video packets carry no timestamps (raw elementary stream?): remux into MP4 or MKV first",
+                )
+            if packet.is_keyframe and gop:
+                flush_gop(gop, prev_gop)
+                prev_gop, gop = gop, []
+            gop.append(_Packet(bytes(packet), packet.pts, packet.dts, packet.is_keyframe, packet.duration or 0))
+            total += 1
+            progress.advance()
+        if not gop:
+            raise VsrError(ErrorCode.CORRUPT_INPUT, "video stream holds no packets")
+        flush_gop(gop, prev_gop)
+        for seg, w in list(writers.items()):
+            chunk_packets[seg] = w.packets
+            writers.pop(seg).close()
+    except av.error.FFmpegError as exc:
+        raise VsrError(ErrorCode.CORRUPT_INPUT, f"video stream is damaged: {exc.strerror}") from None
+    finally:
+        for w in writers.values():
+            w.close(ok=False)
+
+    if info.frames and total < info.frames:
+        raise VsrError(ErrorCode.CORRUPT_INPUT, f"input is truncated: {total} of {info.frames} video frames present")
+
+    assert own is not None
+    segments = []
+    for i in range(plan.count):
+        lo, hi = own.pts_bounds(i)
+        segments.append(
+            {
+                "index": i,
+                "chunk": layout.chunk(manifest.work, i, ext) if owned[i] else None,
+                "chunk_packets": chunk_packets.get(i, 0),
+                "frames": owned[i],
+                "pts_lo": lo,
+                "pts_hi": hi,
+            }
+        )
+    index = {
+        "job_id": manifest.job_id,
+        "source": manifest.source,
+        "probe": info.to_json(),
+        "t0": own.t0,
+        "time_base": str(tb),
+        "frames": total,
+        "segments": segments,
+    }
+    storage.write_json(layout.split_index(manifest.work), index)
+    progress.finish()
+    log.info("split %s: %d frames into %d segments", manifest.source, total, plan.count)
+    return index

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Set up everything this repository needs on a fresh Debian/Ubuntu machine:
+#   - ffmpeg/ffprobe from apt when missing (the tests' independent oracle),
+#   - a .venv at the repository root with every Python package installed.
+# Idempotent: re-running skips what is already in place. Env: PYTHON=/path/to/python3.11
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+pick_python() {
+  if [ -n "${PYTHON:-}" ]; then echo "$PYTHON"; return; fi
+  for c in python3.11 python3.12 python3; do
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+      echo "$c"; return
+    fi
+  done
+  say "Python 3.11 or newer is required (set PYTHON=/path/to/python3.11)"; exit 1
+}
+
+if ! command -v ffprobe >/dev/null 2>&1 || ! command -v ffmpeg >/dev/null 2>&1; then
+  say "installing ffmpeg with apt"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg >/dev/null
+fi
+
+PY=$(pick_python)
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+
+stamp=.venv/.vsr-bootstrap
+want=$(cat requirements.txt requirements-dev.txt constraints.txt client/pyproject.toml runtime/*/pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "installing Python packages into .venv (first run takes a few minutes)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+  echo "$want" > "$stamp"
+fi
+say "ready: $(.venv/bin/python --version), ffmpeg $(ffmpeg -version | head -1 | cut -d' ' -f3)"
