@@ -17,6 +17,7 @@ import av
 
 from vsr_client.contract import ErrorCode, Manifest, VsrError
 from vsr_worker import layout, storage
+from vsr_worker.media.mp4 import mp4_options
 from vsr_worker.media.probe import open_video, primary_video_stream
 from vsr_worker.progress import ProgressWriter
 from vsr_worker.stages.common import load_split_index
@@ -87,26 +88,10 @@ def _write(
         try:
             _check_joinable(part_containers)
             with storage.output_file(output) as tmp:
-                opts = (
-                    {"movie_timescale": str(tb.denominator), "movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
-                )
+                opts = mp4_options(tb, faststart=True) if fmt in ("mp4", "mov") else {}
                 with av.open(str(tmp), "w", format=fmt, options=opts) as out:
-                    out.metadata.update(dict(source.metadata))
-                    mapping = {}
-                    part_video = primary_video_stream(part_containers[0])
-                    v_out = out.add_stream_from_template(part_video)
-                    v_out.time_base = src_video.time_base
-                    v_out.metadata.update(dict(src_video.metadata))
-                    _copy_disposition(src_video, v_out)
-                    if probe.get("rotation"):
-                        v_out.set_display_rotation(probe["rotation"])
-                    for s in others:
-                        o = out.add_stream_from_template(s)
-                        o.time_base = s.time_base
-                        o.metadata.update(dict(s.metadata))
-                        _copy_disposition(s, o)
-                        mapping[s.index] = o
                     try:
+                        v_out, mapping = _add_streams(out, source, src_video, others, part_containers[0], probe)
                         out.start_encoding()
                     except (av.error.FFmpegError, ValueError) as exc:
                         if fmt != "matroska":
@@ -130,6 +115,25 @@ def _write(
     if frames != split["frames"]:
         raise VsrError(ErrorCode.STAGE_FAILED, f"merged {frames} frames, source has {split['frames']}")
     return {"format": fmt, "frames": frames, "streams": 1 + len(others), "warnings": []}
+
+
+def _add_streams(out, source, src_video, others: list, part, probe: dict) -> tuple:
+    """Output streams: the upscaled video (from a part) then every other source stream."""
+    out.metadata.update(dict(source.metadata))
+    v_out = out.add_stream_from_template(primary_video_stream(part))
+    v_out.time_base = src_video.time_base
+    v_out.metadata.update(dict(src_video.metadata))
+    _copy_disposition(src_video, v_out)
+    if probe.get("rotation"):
+        v_out.set_display_rotation(probe["rotation"])
+    mapping = {}
+    for s in others:
+        o = out.add_stream_from_template(s)
+        o.time_base = s.time_base
+        o.metadata.update(dict(s.metadata))
+        _copy_disposition(s, o)
+        mapping[s.index] = o
+    return v_out, mapping
 
 
 def _copy_disposition(src: av.stream.Stream, dst: av.stream.Stream) -> None:

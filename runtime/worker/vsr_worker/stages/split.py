@@ -19,6 +19,7 @@ import av
 
 from vsr_client.contract import ErrorCode, Manifest, VsrError
 from vsr_worker import layout, storage
+from vsr_worker.media.mp4 import mp4_options
 from vsr_worker.media.probe import VideoInfo, open_video, probe
 from vsr_worker.progress import ProgressWriter
 from vsr_worker.stages.common import Ownership
@@ -47,7 +48,7 @@ class _ChunkWriter:
     def __init__(self, uri: str, template: av.video.stream.VideoStream, fmt: str):
         self._ctx = storage.output_file(uri)
         self._path: Path = self._ctx.__enter__()
-        opts = {"movie_timescale": str(template.time_base.denominator)} if fmt == "mp4" else {}
+        opts = mp4_options(template.time_base) if fmt == "mp4" else {}
         self._out = av.open(str(self._path), "w", format=fmt, options=opts)
         self._stream = self._out.add_stream_from_template(template)
         self._stream.time_base = template.time_base

@@ -18,6 +18,7 @@ from vsr_client.contract import ErrorCode, Manifest, VsrError
 from vsr_worker import layout, storage
 from vsr_worker.media.encode import add_video_encoder
 from vsr_worker.media.frames import ColorSpec, frame_to_tensor, tensor_to_frame
+from vsr_worker.media.mp4 import mp4_options, rescale_exact
 from vsr_worker.media.probe import primary_video_stream
 from vsr_worker.models import load_model
 from vsr_worker.pipeline import ThreadedSink, threaded
@@ -65,15 +66,21 @@ def run_upscale(manifest: Manifest, index: int) -> dict:
 
 
 def _owned_frames(
-    container: av.container.InputContainer, lo: Optional[int], hi: Optional[int]
+    container: av.container.InputContainer, tb: Fraction, lo: Optional[int], hi: Optional[int]
 ) -> Iterator[av.VideoFrame]:
+    """Decoded frames whose pts, in the source's time base ``tb``, lies in ``[lo, hi)``.
+
+    Each yielded frame's pts is set in ``tb`` (the chunk's container may use another).
+    """
     vs = primary_video_stream(container)
     vs.thread_type = "AUTO"
+    chunk_tb = Fraction(vs.time_base)
     for frame in container.decode(vs):
-        pts = frame.pts
-        if pts is None:
+        if frame.pts is None:
             raise VsrError(ErrorCode.CORRUPT_INPUT, "decoded frame without a timestamp")
+        pts = rescale_exact(frame.pts, chunk_tb, tb)
         if (lo is None or pts >= lo) and (hi is None or pts < hi):
+            frame.pts = pts
             yield frame
 
 
@@ -95,10 +102,9 @@ def _upscale_chunk(manifest: Manifest, seg: dict, tb: Fraction, progress: Progre
     with storage.input_file(seg["chunk"]) as chunk_path, av.open(str(chunk_path)) as src:
         vs = primary_video_stream(src)
         rate = vs.average_rate
-        with storage.output_file(layout.part(manifest.work, seg["index"])) as part_path:
-            opts = {"movie_timescale": str(tb.denominator)}
-            with av.open(str(part_path), "w", format="mp4", options=opts) as out:
-                decoded = threaded(_owned_frames(src, seg["pts_lo"], seg["pts_hi"]), maxsize=8)
+        with storage.output_file(layout.part(manifest.work, seg["index"])) as part_path:  # noqa: SIM117
+            with av.open(str(part_path), "w", format="mp4", options=mp4_options(tb)) as out:
+                decoded = threaded(_owned_frames(src, tb, seg["pts_lo"], seg["pts_hi"]), maxsize=8)
                 first = next(decoded, None)
                 if first is None:
                     return 0
