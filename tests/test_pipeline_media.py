@@ -7,6 +7,7 @@ with the same index (the left-half grey level encodes it).
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,7 @@ def test_no_frame_lost_or_duplicated_at_segment_boundaries(upscaled, name):
     # The source's codes step by at least 20 levels frame to frame, so a lost, repeated or
     # reordered frame cannot hide within the tolerance below.
     assert len(set(src_codes[:200])) == min(len(src_codes), 200)
-    assert min(abs(a - b) for a, b in zip(src_codes, src_codes[1:])) >= 20
+    assert min(abs(a - b) for a, b in itertools.pairwise(src_codes)) >= 20
     assert len(out_codes) == len(src_codes)
     worst = max(abs(a - b) for a, b in zip(out_codes, src_codes))
     assert worst <= 3, f"frame index code off by {worst}"
