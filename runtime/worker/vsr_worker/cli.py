@@ -27,7 +27,7 @@ PROG = "vsr-worker"
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, usage exit code
-        self.exit(int(ExitCode.USAGE), f"{self.prog}: error [{ErrorCode.INVALID_ARGUMENT.value}]: {message}\n")
+        self.exit(int(ExitCode.USAGE), f"{PROG}: error [{ErrorCode.INVALID_ARGUMENT.value}]: {message}\n")
 
 
 def _positive_float(text: str) -> float:

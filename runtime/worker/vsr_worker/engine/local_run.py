@@ -140,7 +140,7 @@ def _as_user_error(exc: StageFailure, work: Path) -> VsrError:
     """A failed stage's one-line error, keeping its code and exit status."""
     msg = exc.message
     for code in ErrorCode:
-        prefix = f"[{code.value}] "
+        prefix = f"[{code.value}]: "
         if prefix in msg:
             err = VsrError(code, msg.split(prefix, 1)[1])
             break
