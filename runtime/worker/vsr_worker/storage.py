@@ -1,7 +1,10 @@
-"""Job files addressed by URI.
+"""Job files addressed by URI: local paths (or ``file://``) and ``s3://bucket/key``.
 
-Stages never know where they run: they read and write URIs. Plain paths (and ``file://``
-URIs) are local; object-store URIs are handled by the cloud I/O layer.
+Stages never know where they run: they read and write URIs through these functions.
+Writes are all-or-nothing: a local file is written under a temporary name and renamed; an
+S3 object is uploaded from a local temporary file only once it is complete (a PUT or a
+completed multipart upload is atomic). Transfers use s3transfer (multipart, parallel,
+retried), with credentials from the default chain (the Batch job role in the cloud).
 """
 
 from __future__ import annotations
@@ -9,21 +12,77 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional, Tuple
 
 from vsr_client.contract import ErrorCode, VsrError
+
+_S3 = "s3://"
+_client_lock = threading.Lock()
+_client: Any = None
 
 
 def is_local(uri: str) -> bool:
     return "://" not in uri or uri.startswith("file://")
 
 
+def is_s3(uri: str) -> bool:
+    return uri.startswith(_S3)
+
+
+def split_s3(uri: str) -> Tuple[str, str]:
+    bucket, _, key = uri[len(_S3) :].partition("/")
+    if not bucket or not key:
+        raise VsrError(ErrorCode.INVALID_ARGUMENT, f"not an s3://bucket/key URI: {uri!r}")
+    return bucket, key
+
+
 def local_path(uri: str) -> Path:
     if not is_local(uri):
-        raise VsrError(ErrorCode.INVALID_ARGUMENT, f"only local paths are supported here, got {uri!r}")
+        raise VsrError(ErrorCode.INVALID_ARGUMENT, f"not a local path: {uri!r}")
     return Path(uri[len("file://") :] if uri.startswith("file://") else uri)
+
+
+def _check_scheme(uri: str) -> None:
+    if not (is_local(uri) or is_s3(uri)):
+        raise VsrError(ErrorCode.INVALID_ARGUMENT, f"unsupported URI scheme (use a path or s3://): {uri!r}")
+
+
+def s3_client() -> Any:
+    """One boto3 S3 client per process (thread-safe to share), created on first use."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            import boto3
+            from botocore.config import Config
+
+            _client = boto3.client(
+                "s3",
+                endpoint_url=os.environ.get("VSR_S3_ENDPOINT_URL") or None,
+                config=Config(retries={"max_attempts": 10, "mode": "adaptive"}, max_pool_connections=32),
+            )
+        return _client
+
+
+def reset_s3_client() -> None:
+    """Forget the cached client (tests that start a new fake S3 call this)."""
+    global _client
+    with _client_lock:
+        _client = None
+
+
+def _transfer_config() -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=16 * 2**20, multipart_chunksize=16 * 2**20, max_concurrency=8)
+
+
+def _is_missing(exc: Exception) -> bool:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    return code in ("404", "NoSuchKey", "NotFound")
 
 
 def join(prefix: str, *parts: str) -> str:
@@ -31,12 +90,38 @@ def join(prefix: str, *parts: str) -> str:
     return "/".join([prefix.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
+def with_suffix(uri: str, suffix: str) -> str:
+    """``uri`` with its last component's extension replaced (bucket names may hold dots)."""
+    head, sep, name = uri.rpartition("/")
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return f"{head}{sep}{stem}{suffix}"
+
+
 def exists(uri: str) -> bool:
-    return local_path(uri).exists()
+    _check_scheme(uri)
+    if is_local(uri):
+        return local_path(uri).exists()
+    bucket, key = split_s3(uri)
+    try:
+        s3_client().head_object(Bucket=bucket, Key=key)
+        return True
+    except Exception as exc:
+        if _is_missing(exc):
+            return False
+        raise
 
 
 def read_bytes(uri: str) -> bytes:
-    return local_path(uri).read_bytes()
+    _check_scheme(uri)
+    if is_local(uri):
+        return local_path(uri).read_bytes()
+    bucket, key = split_s3(uri)
+    try:
+        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:
+        if _is_missing(exc):
+            raise FileNotFoundError(uri) from None
+        raise
 
 
 def read_json(uri: str) -> Any:
@@ -44,6 +129,11 @@ def read_json(uri: str) -> Any:
 
 
 def write_bytes(uri: str, data: bytes) -> None:
+    _check_scheme(uri)
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        s3_client().put_object(Bucket=bucket, Key=key, Body=data)
+        return
     with output_file(uri) as tmp:
         tmp.write_bytes(data)
 
@@ -52,22 +142,56 @@ def write_json(uri: str, data: Any) -> None:
     write_bytes(uri, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
+def _scratch_dir() -> str:
+    """Where downloads and pending uploads live (VSR_SCRATCH_DIR, else the system temp dir)."""
+    path = os.environ.get("VSR_SCRATCH_DIR") or tempfile.gettempdir()
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 @contextlib.contextmanager
 def input_file(uri: str) -> Iterator[Path]:
     """A local path holding the object at ``uri`` for the duration of the block."""
-    path = local_path(uri)
-    if not path.exists():
-        raise VsrError(ErrorCode.INPUT_NOT_FOUND, f"input not found: {uri}")
-    yield path
+    _check_scheme(uri)
+    if is_local(uri):
+        path = local_path(uri)
+        if not path.exists():
+            raise VsrError(ErrorCode.INPUT_NOT_FOUND, f"input not found: {uri}")
+        yield path
+        return
+    bucket, key = split_s3(uri)
+    tmpdir = tempfile.mkdtemp(prefix="vsr-in-", dir=_scratch_dir())
+    path = Path(tmpdir) / (Path(key).name or "object")
+    try:
+        try:
+            s3_client().download_file(bucket, key, str(path), Config=_transfer_config())
+        except Exception as exc:
+            if _is_missing(exc):
+                raise VsrError(ErrorCode.INPUT_NOT_FOUND, f"input not found: {uri}") from None
+            raise
+        yield path
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def output_file(uri: str, suffix: str = "") -> Iterator[Path]:
     """A temporary local path that becomes ``uri`` only if the block succeeds.
 
-    The temp file sits beside the target so the final rename is atomic; on failure it is
-    removed and the target is left as it was.
+    Locally the temp file sits beside the target so the final rename is atomic; for S3 it
+    is uploaded when the block ends. On failure nothing is written and the temp file goes.
     """
+    _check_scheme(uri)
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        tmpdir = tempfile.mkdtemp(prefix="vsr-out-", dir=_scratch_dir())
+        tmp = Path(tmpdir) / (Path(key).name or "object")
+        try:
+            yield tmp
+            s3_client().upload_file(str(tmp), bucket, key, Config=_transfer_config())
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        return
     dest = local_path(uri)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp" + (suffix or dest.suffix), dir=dest.parent)
@@ -88,7 +212,33 @@ def _umask() -> int:
     return mask
 
 
-def remove_tree(uri: str) -> None:
-    import shutil
+def list_prefix(uri: str) -> list:
+    """Every object/file under a prefix, as URIs."""
+    _check_scheme(uri)
+    if is_local(uri):
+        root = local_path(uri)
+        return sorted(str(p) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    bucket, prefix = split_s3(uri.rstrip("/") + "/")
+    out = []
+    for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        out.extend(f"{_S3}{bucket}/{obj['Key']}" for obj in page.get("Contents", []))
+    return out
 
-    shutil.rmtree(local_path(uri), ignore_errors=True)
+
+def remove_tree(uri: str, keep: Optional[list] = None) -> None:
+    """Delete everything under a prefix (except the URIs in ``keep``)."""
+    _check_scheme(uri)
+    keep_set = set(keep or [])
+    if is_local(uri):
+        if not keep_set:
+            shutil.rmtree(local_path(uri), ignore_errors=True)
+            return
+        for item in list_prefix(uri):
+            if item not in keep_set:
+                Path(item).unlink(missing_ok=True)
+        return
+    doomed = [u for u in list_prefix(uri) if u not in keep_set]
+    for start in range(0, len(doomed), 1000):
+        bucket = split_s3(doomed[start])[0]
+        objects = [{"Key": split_s3(u)[1]} for u in doomed[start : start + 1000]]
+        s3_client().delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})

@@ -7,6 +7,7 @@ a temporary name and renamed (or uploaded) only when complete.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 from fractions import Fraction
@@ -49,15 +50,14 @@ def run_merge(manifest: Manifest) -> dict:
     progress = ProgressWriter(manifest.work, "merge", total=split["frames"])
     output = manifest.output
     fmt = output_format(output)
-    with storage.input_file(manifest.source) as src_path:
+    with storage.input_file(manifest.source) as src_path, contextlib.ExitStack() as stack:
+        parts = [stack.enter_context(storage.input_file(p)) for p in parts]  # local paths, fetched once
         try:
             written = _write(manifest, split, src_path, parts, output, fmt, progress)
         except _NeedsMatroska as exc:
             # MP4 cannot hold one of the source's streams (e.g. SubRip/ASS subtitles, PCM):
             # keep every stream and switch container rather than drop anything.
-            output = (
-                str(Path(output).with_suffix(".mkv")) if storage.is_local(output) else output.rsplit(".", 1)[0] + ".mkv"
-            )
+            output = storage.with_suffix(output, ".mkv")
             log.warning("%s; writing Matroska to %s instead", exc, output)
             written = _write(manifest, split, src_path, parts, output, "matroska", progress)
     result = {
@@ -84,8 +84,8 @@ def _write(
     with open_video(src_path) as source:
         src_video = source.streams[probe["video_index"]]
         others = [s for s in source.streams if s.index != src_video.index]
-        part_containers = [av.open(str(storage.local_path(p))) for p in parts]
-        try:
+        with contextlib.ExitStack() as stack:
+            part_containers = [stack.enter_context(av.open(str(p))) for p in parts]
             _check_joinable(part_containers)
             with storage.output_file(output) as tmp:
                 opts = mp4_options(tb, faststart=True) if fmt in ("mp4", "mov") else {}
@@ -109,9 +109,6 @@ def _write(
                         if target is v_out:
                             frames += 1
                             progress.advance()
-        finally:
-            for c in part_containers:
-                c.close()
     if frames != split["frames"]:
         raise VsrError(ErrorCode.STAGE_FAILED, f"merged {frames} frames, source has {split['frames']}")
     return {"format": fmt, "frames": frames, "streams": 1 + len(others), "warnings": []}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from fractions import Fraction
 from typing import Iterator, Optional
 
@@ -53,13 +54,15 @@ def run_upscale(manifest: Manifest, index: int) -> dict:
         result = {"index": index, "frames": 0, "part": None}
     else:
         torch.set_num_threads(worker_threads())
-        frames = _upscale_chunk(manifest, seg, Fraction(split["time_base"]), progress)
+        started = time.perf_counter()
+        frames, model_seconds = _upscale_chunk(manifest, seg, Fraction(split["time_base"]), progress)
+        timings = {"model_seconds": round(model_seconds, 4), "stage_seconds": round(time.perf_counter() - started, 4)}
         if frames != seg["frames"]:
             raise VsrError(
                 ErrorCode.STAGE_FAILED,
                 f"segment {index}: decoded {frames} owned frames, split counted {seg['frames']}",
             )
-        result = {"index": index, "frames": frames, "part": layout.part(manifest.work, index)}
+        result = {"index": index, "frames": frames, "part": layout.part(manifest.work, index), **timings}
     storage.write_json(info_uri, result)
     progress.finish()
     return result
@@ -95,10 +98,12 @@ def _batches(frames: Iterator[av.VideoFrame], size: int) -> Iterator[list]:
         yield batch
 
 
-def _upscale_chunk(manifest: Manifest, seg: dict, tb: Fraction, progress: ProgressWriter) -> int:
+def _upscale_chunk(manifest: Manifest, seg: dict, tb: Fraction, progress: ProgressWriter) -> tuple[int, float]:
+    """Upscale the frames ``seg`` owns into its part; returns (frames, seconds in the model)."""
     model = load_model(manifest.model, manifest.scale, manifest.device)
     scale = manifest.scale
     count = 0
+    model_seconds = 0.0
     with storage.input_file(seg["chunk"]) as chunk_path, av.open(str(chunk_path)) as src:
         vs = primary_video_stream(src)
         rate = vs.average_rate
@@ -107,7 +112,7 @@ def _upscale_chunk(manifest: Manifest, seg: dict, tb: Fraction, progress: Progre
                 decoded = threaded(_owned_frames(src, tb, seg["pts_lo"], seg["pts_hi"]), maxsize=8)
                 first = next(decoded, None)
                 if first is None:
-                    return 0
+                    return 0, 0.0
                 spec = ColorSpec.of(first)
                 enc = add_video_encoder(
                     out,
@@ -134,7 +139,9 @@ def _upscale_chunk(manifest: Manifest, seg: dict, tb: Fraction, progress: Progre
                 with torch.inference_mode():
                     for batch in _batches(all_frames(), batch_size()):
                         x = torch.stack([frame_to_tensor(f, spec) for f in batch])
+                        t = time.perf_counter()
                         y = model(x)
+                        model_seconds += time.perf_counter() - t
                         for src_frame, img in zip(batch, y):
                             out_frame = tensor_to_frame(img, spec, enc.codec_context.pix_fmt)
                             out_frame.pts = src_frame.pts
@@ -144,4 +151,4 @@ def _upscale_chunk(manifest: Manifest, seg: dict, tb: Fraction, progress: Progre
                         progress.advance(len(batch))
                 sink.put(None)  # flush the encoder
                 sink.close()
-    return count
+    return count, model_seconds
