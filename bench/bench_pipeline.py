@@ -131,6 +131,7 @@ def chunks_as_parts(work: Path) -> None:
     tb = Fraction(index["time_base"])
     for seg in index["segments"]:
         if not seg["chunk"]:
+            storage.write_json(layout.part_info(str(work), seg["index"]), {"index": seg["index"], "frames": 0})
             continue
         part = layout.part(str(work), seg["index"])
         Path(part).parent.mkdir(parents=True, exist_ok=True)

@@ -39,9 +39,10 @@ def test_every_pts_has_exactly_one_owner_and_bounds_agree():
     bounds = [own.pts_bounds(i) for i in range(plan.count)]
     assert bounds[0][0] is None and bounds[-1][1] is None
     assert bounds[0][1] == bounds[1][0] == -2002 + 30000
-    for pts in range(-10_000, 200_000, 1001):
+    for pts in range(-10_000, 200_000, 7):
         owners = [i for i, (lo, hi) in enumerate(bounds) if (lo is None or pts >= lo) and (hi is None or pts < hi)]
-        assert owners == [own.owner(pts)]
+        by_seconds = min(max(math.floor((pts + 2002) * Fraction(1, 30000) / 1), 0), plan.count - 1)
+        assert owners == [own.owner(pts)] == [by_seconds]
     assert own.owner(10**9) == plan.count - 1  # frames beyond the planned duration go to the last segment
 
 

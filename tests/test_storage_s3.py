@@ -87,8 +87,14 @@ def test_whole_graph_on_s3_uris(s3, make_case, tmp_path):
     job = uuid.uuid4().hex[:8]
     work = f"s3://{BUCKET}/jobs/{job}"
     plan = plan_segments(probe(src).duration, 1.0)
-    manifest = Manifest(job_id=job, source=f"s3://{BUCKET}/inputs/src.mp4", work=work,
-                        output=f"s3://{BUCKET}/outputs/{job}.mp4", model="bicubic", plan=plan)
+    manifest = Manifest(
+        job_id=job,
+        source=f"s3://{BUCKET}/inputs/src.mp4",
+        work=work,
+        output=f"s3://{BUCKET}/outputs/{job}.mp4",
+        model="bicubic",
+        plan=plan,
+    )
     uri = layout.manifest(work)
     storage.write_json(uri, manifest.model_dump(mode="json"))
     for stage in build_job_graph(uri, plan.count):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import pydantic
 
@@ -45,22 +46,36 @@ def array_index(explicit: Optional[int] = None) -> int:
 
 @dataclass(frozen=True)
 class Ownership:
-    """Maps a video pts to the segment that owns it (see SegmentPlan)."""
+    """Maps a video pts to the segment that owns it (see SegmentPlan).
+
+    Segment ``i`` owns ``[t0 + ceil(i*T/tb), t0 + ceil((i+1)*T/tb))`` in stream units: the
+    exact integer form of ``i*T <= (pts - t0) * tb < (i+1)*T``.
+    """
 
     plan: SegmentPlan
     t0: int
     time_base: Fraction
 
-    def owner(self, pts: int) -> int:
-        seconds = (pts - self.t0) * self.time_base
-        i = math.floor(seconds / Fraction(repr(self.plan.segment_time)))
-        return min(max(i, 0), self.plan.count - 1)
+    @property
+    def cuts(self) -> List[int]:
+        """First pts of segments 1..count-1."""
+        cached = self.__dict__.get("_cuts")
+        if cached is None:
+            t = Fraction(repr(self.plan.segment_time))
+            cached = [self.t0 + math.ceil(i * t / self.time_base) for i in range(1, self.plan.count)]
+            object.__setattr__(self, "_cuts", cached)
+        return cached
 
-    def pts_bounds(self, index: int) -> tuple[Optional[int], Optional[int]]:
+    def owner(self, pts: int) -> int:
+        return bisect.bisect_right(self.cuts, pts)
+
+    def pts_bounds(self, index: int) -> Tuple[Optional[int], Optional[int]]:
         """Owned pts range ``[lo, hi)`` of a segment in stream units (None = open end)."""
-        lo_s, hi_s = self.plan.bounds(index)
-        to_pts = lambda s: None if s is None else self.t0 + math.ceil(s / self.time_base)  # noqa: E731
-        return to_pts(lo_s), to_pts(hi_s)
+        if not 0 <= index < self.plan.count:
+            raise IndexError(f"segment {index} outside plan of {self.plan.count}")
+        lo = None if index == 0 else self.cuts[index - 1]
+        hi = None if index == self.plan.count - 1 else self.cuts[index]
+        return lo, hi
 
 
 def load_split_index(manifest: Manifest) -> dict:

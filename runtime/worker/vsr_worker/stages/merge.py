@@ -25,6 +25,7 @@ from vsr_worker.stages.common import load_split_index
 
 log = logging.getLogger(__name__)
 
+_DISCARD_ALL = 48  # AVDISCARD_ALL
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 
@@ -88,7 +89,11 @@ def _write(
             part_containers = [stack.enter_context(av.open(str(p))) for p in parts]
             _check_joinable(part_containers)
             with storage.output_file(output) as tmp:
-                opts = mp4_options(tb, faststart=True) if fmt in ("mp4", "mov") else {}
+                opts = {}
+                if fmt in ("mp4", "mov"):
+                    counts = [s.frames for s in others]
+                    samples = split["frames"] + sum(counts) if all(counts) else None
+                    opts = mp4_options(tb, faststart=True, samples=samples, tracks=1 + len(others))
                 with av.open(str(tmp), "w", format=fmt, options=opts) as out:
                     try:
                         v_out, mapping = _add_streams(out, source, src_video, others, part_containers[0], probe)
@@ -140,9 +145,10 @@ def _copy_disposition(src: av.stream.Stream, dst: av.stream.Stream) -> None:
         pass
 
 
-def _decode_time(packet: av.Packet) -> Fraction:
+def _decode_time(packet: av.Packet) -> float:
+    """Seconds, as a float: only the interleaving order depends on it."""
     ts = packet.dts if packet.dts is not None else packet.pts
-    return Fraction(ts or 0) * packet.time_base
+    return float((ts or 0) * packet.time_base)
 
 
 def _video_packets(parts: list, target: av.stream.Stream) -> Iterator[tuple]:
@@ -160,6 +166,9 @@ def _source_packets(source: av.container.InputContainer, streams: list, mapping:
     if not streams:
         return
     seq = 0
+    for stream in source.streams:
+        if stream not in streams:
+            stream.discard = _DISCARD_ALL  # the demuxer then skips the source's video data
     for packet in source.demux(*streams):
         if packet.size == 0:
             continue

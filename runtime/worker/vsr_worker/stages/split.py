@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional
+from typing import Dict, List, Optional, Tuple
 
 import av
 
@@ -29,19 +28,18 @@ log = logging.getLogger(__name__)
 _MATROSKA = "matroska"
 
 
-@dataclass
-class _Packet:
-    data: bytes
-    pts: int
-    dts: Optional[int]
-    key: bool
-    duration: int
-
-
 def chunk_format(source_format: str) -> str:
     """MP4 keeps the stream's exact time base; Matroska sources (ms timestamps, no DTS)
     stay Matroska."""
     return _MATROSKA if _MATROSKA in source_format.split(",") else "mp4"
+
+
+def _copy(packet: av.Packet) -> av.Packet:
+    dup = av.Packet(packet)  # copies the payload
+    dup.pts, dup.dts, dup.duration = packet.pts, packet.dts, packet.duration
+    dup.is_keyframe = packet.is_keyframe
+    dup.time_base = packet.time_base
+    return dup
 
 
 class _ChunkWriter:
@@ -52,19 +50,13 @@ class _ChunkWriter:
         self._out = av.open(str(self._path), "w", format=fmt, options=opts)
         self._stream = self._out.add_stream_from_template(template)
         self._stream.time_base = template.time_base
-        self._tb = template.time_base
         self.packets = 0
-        self.written_of_last_gop = 0  # how many packets of the latest GOP went in
+        self.written_of_last_gop = 0  # how many packets of the latest GOP it was given
 
-    def write(self, packets: list[_Packet]) -> None:
-        for p in packets:
-            pkt = av.Packet(p.data)
-            pkt.pts, pkt.dts, pkt.duration = p.pts, p.dts, p.duration
-            pkt.is_keyframe = p.key
-            pkt.time_base = self._tb
-            pkt.stream = self._stream
-            self._out.mux(pkt)
-            self.packets += 1
+    def mux(self, packet: av.Packet) -> None:
+        packet.stream = self._stream
+        self._out.mux(packet)
+        self.packets += 1
 
     def close(self, ok: bool = True) -> None:
         self._out.close()
@@ -73,6 +65,23 @@ class _ChunkWriter:
         else:
             with contextlib.suppress(Exception):
                 self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+# A write: (writer, first, stop) over one GOP's packet list.
+_Write = Tuple[_ChunkWriter, int, int]
+
+
+def _execute(writes: List[_Write], packets: List[av.Packet]) -> None:
+    """Mux slices of one GOP into writers in order. Muxing consumes a packet, so each is
+    muxed itself at its last use and copied for the uses before (most have only one)."""
+    uses = [0] * len(packets)
+    for _, first, stop in writes:
+        for i in range(first, stop):
+            uses[i] += 1
+    for writer, first, stop in writes:
+        for i in range(first, stop):
+            uses[i] -= 1
+            writer.mux(packets[i] if uses[i] == 0 else _copy(packets[i]))
 
 
 def run_split(manifest: Manifest) -> dict:
@@ -91,35 +100,44 @@ def _split(manifest: Manifest, info: VideoInfo, container: av.container.InputCon
     progress = ProgressWriter(manifest.work, "split", total=info.frames or None)
 
     owned = [0] * plan.count
-    chunk_packets: dict[int, int] = {}
-    writers: dict[int, _ChunkWriter] = {}
+    chunk_packets: Dict[int, int] = {}
+    writers: Dict[int, _ChunkWriter] = {}
     own: Optional[Ownership] = None
-    prev_gop: list[_Packet] = []
-    gop: list[_Packet] = []
+    prev_gop: List[av.Packet] = []
+    gop: List[av.Packet] = []
+    pending: List[_Write] = []  # writes of prev_gop's packets not yet executed
     total = 0
 
-    def flush_gop(gop: list[_Packet], prev_gop: list[_Packet]) -> None:
-        nonlocal own
+    def close(seg: int) -> None:
+        chunk_packets[seg] = writers[seg].packets
+        writers.pop(seg).close()
+
+    def flush_gop() -> None:
+        """Plan the writes of ``gop``; execute every write of ``prev_gop``, now all known."""
+        nonlocal own, pending
         if own is None:
             own = Ownership(plan=plan, t0=min(p.pts for p in gop), time_base=tb)
         owners = [own.owner(p.pts) for p in gop]
-        key_pts = gop[0].pts if gop[0].key else None
+        key_pts = gop[0].pts if gop[0].is_keyframe else None
+        prev_writes: List[_Write] = []
+        cur_writes: List[_Write] = []
         for seg in sorted(set(owners)):
             last = max(i for i, o in enumerate(owners) if o == seg)
             w = writers.get(seg)
             if w is None:
                 w = writers[seg] = _ChunkWriter(layout.chunk(manifest.work, seg, ext), vs, fmt)
                 leads = key_pts is not None and any(o == seg and p.pts < key_pts for o, p in zip(owners, gop))
-                if leads and prev_gop:
-                    w.write(prev_gop)  # open GOP: leading pictures reference the previous GOP
-            else:
-                w.write(prev_gop[w.written_of_last_gop :])  # complete the GOP it was cut in
-            w.write(gop[: last + 1])
+                if leads and prev_gop:  # open GOP: leading pictures reference the previous GOP
+                    prev_writes.append((w, 0, len(prev_gop)))
+            else:  # complete the GOP it was cut in
+                prev_writes.append((w, w.written_of_last_gop, len(prev_gop)))
+            cur_writes.append((w, 0, last + 1))
             w.written_of_last_gop = last + 1
             owned[seg] += owners.count(seg)
+        _execute(pending + prev_writes, prev_gop)
         for seg in [s for s in writers if s not in owners]:
-            chunk_packets[seg] = writers[seg].packets
-            writers.pop(seg).close()
+            close(seg)
+        pending = cur_writes
 
     try:
         for packet in container.demux(vs):
@@ -131,17 +149,17 @@ def _split(manifest: Manifest, info: VideoInfo, container: av.container.InputCon
                     "video packets carry no timestamps (raw elementary stream?): remux into MP4 or MKV first",
                 )
             if packet.is_keyframe and gop:
-                flush_gop(gop, prev_gop)
+                flush_gop()
                 prev_gop, gop = gop, []
-            gop.append(_Packet(bytes(packet), packet.pts, packet.dts, packet.is_keyframe, packet.duration or 0))
+            gop.append(packet)
             total += 1
             progress.advance()
         if not gop:
             raise VsrError(ErrorCode.CORRUPT_INPUT, "video stream holds no packets")
-        flush_gop(gop, prev_gop)
-        for seg, w in list(writers.items()):
-            chunk_packets[seg] = w.packets
-            writers.pop(seg).close()
+        flush_gop()
+        _execute(pending, gop)
+        for seg in list(writers):
+            close(seg)
     except av.error.FFmpegError as exc:
         raise VsrError(ErrorCode.CORRUPT_INPUT, f"video stream is damaged: {exc.strerror}") from None
     finally:
