@@ -171,6 +171,9 @@ class Manifest(BaseModel):
     model: str = DEFAULT_MODEL
     device: str = "cpu"
     task: Literal["inference", "debug"] = "inference"
+    keep_intermediates: bool = Field(
+        default=False, description="keep segments and parts after a successful merge (always with task=debug)"
+    )
     plan: SegmentPlan
     encode: EncodeSettings = EncodeSettings()
 

@@ -19,6 +19,14 @@ def manifest(work: str) -> str:
     return join(work, "manifest.json")
 
 
+def split_dir(work: str) -> str:
+    return join(work, "split")
+
+
+def upscaled_dir(work: str) -> str:
+    return join(work, "upscaled")
+
+
 def split_index(work: str) -> str:
     return join(work, "split", "index.json")
 

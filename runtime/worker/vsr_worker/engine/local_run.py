@@ -82,6 +82,7 @@ def run_local(
         scale=scale,
         model=model,
         task=task,
+        keep_intermediates=keep_work or work_dir is not None,
         plan=plan,
         encode=encode or EncodeSettings(),
     )

@@ -34,6 +34,10 @@ def output_format(uri: str) -> str:
 
 
 def run_merge(manifest: Manifest) -> dict:
+    done = _already_merged(manifest)
+    if done is not None:
+        log.info("job %s already merged into %s: nothing to do", manifest.job_id, done["output"])
+        return done
     split = load_split_index(manifest)
     parts = []
     for seg in split["segments"]:
@@ -65,12 +69,26 @@ def run_merge(manifest: Manifest) -> dict:
         "output": output,
         "format": written["format"],
         "frames": written["frames"],
+        "segments": len(split["segments"]),
         "streams": written["streams"],
         "warnings": written["warnings"],
     }
     storage.write_json(layout.result(manifest.work), result)
     progress.finish()
+    if manifest.task == "inference" and not manifest.keep_intermediates:
+        # The result is safe: drop the segments and parts; manifest, progress and result stay.
+        for prefix in (layout.split_dir(manifest.work), layout.upscaled_dir(manifest.work)):
+            storage.remove_tree(prefix)
     return result
+
+
+def _already_merged(manifest: Manifest) -> Optional[dict]:
+    """A retried merge whose result is complete returns it instead of redoing the work."""
+    uri = layout.result(manifest.work)
+    if not storage.exists(uri):
+        return None
+    result = storage.read_json(uri)
+    return result if storage.exists(result["output"]) else None
 
 
 class _NeedsMatroska(Exception):
