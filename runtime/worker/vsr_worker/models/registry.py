@@ -63,6 +63,7 @@ class ModelInfo:
     macs_per_pixel: int = 0  # multiply-accumulates per input pixel at the native scale
     ncnn: Dict[int, str] = field(default_factory=dict)  # scale -> file stem in the wheel
     downscale: str = "area"  # how x2 is made from the x4 network
+    pre_pad: int = 10  # reflect padding around each frame before inference (Real-ESRGAN's tools: 10)
 
     def receptive_field_at(self, scale: int) -> int:
         """The receptive field of the x``scale`` route (a downscale reaches one pixel further)."""
@@ -101,6 +102,7 @@ MODELS: Dict[str, ModelInfo] = {
         licence="n/a",
         source="torch.nn.functional.interpolate(mode='bicubic')",
         build=Bicubic,
+        pre_pad=0,
     ),
     "realesr-animevideov3": ModelInfo(
         name="realesr-animevideov3",
