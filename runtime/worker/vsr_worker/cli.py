@@ -86,7 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("probe", help="print what the worker sees in a video, as JSON")
     pr.add_argument("input")
-    sub.add_parser("models", help="list the available models")
+    mo = sub.add_parser("models", help="list the available models; --convert prepares their weights")
+    mo.add_argument("--convert", action="store_true", help="convert the bundled ncnn weights into the model cache")
+    mo.add_argument("--force", action="store_true", help="with --convert: convert again even if cached")
+    mo.add_argument(
+        "--compile",
+        metavar="DEVICE",
+        choices=("neuron", "neuronx", "jit"),
+        help="compile every learned model for DEVICE at its fixed tile shape into the cache (image build)",
+    )
+    mo.add_argument("--json", action="store_true", help="print the registry as JSON")
     return parser
 
 
@@ -101,10 +110,23 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps(probe(Path(args.input)).to_json(), indent=2))
         return 0
     if args.command == "models":
-        from vsr_worker.models.registry import MODELS
+        from vsr_worker.models.registry import LEARNED, MODELS, convert_all
 
-        for info in MODELS.values():
-            print(f"{info.name}\t{info.architecture}\tx{'/x'.join(map(str, info.scales))}\t{info.licence}")
+        if args.convert or args.compile:
+            for name, path in convert_all(force=args.force).items():
+                print(f"{name}\t{path}")
+        if args.compile:
+            from vsr_worker.backends import DEFAULTS, make_backend
+
+            for name in LEARNED:
+                for scale in MODELS[name].scales:
+                    backend = make_backend(name, scale, args.compile, DEFAULTS[args.compile])
+                    print(f"{name} x{scale}\t{backend.path}")
+        if args.json:
+            print(json.dumps([info.to_json() for info in MODELS.values()], indent=2))
+        elif not (args.convert or args.compile):
+            for info in MODELS.values():
+                print(f"{info.name}\t{info.architecture}\tx{'/x'.join(map(str, info.scales))}\t{info.licence}")
         return 0
 
     from vsr_worker.stages.common import array_index, load_manifest

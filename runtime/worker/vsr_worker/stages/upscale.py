@@ -17,11 +17,11 @@ import torch
 
 from vsr_client.contract import ErrorCode, Manifest, VsrError
 from vsr_worker import layout, storage
+from vsr_worker.backends import make_runner
 from vsr_worker.media.encode import add_video_encoder
 from vsr_worker.media.frames import ColorSpec, frame_to_tensor, tensor_to_frame
 from vsr_worker.media.mp4 import mp4_options, rescale_exact
 from vsr_worker.media.probe import primary_video_stream
-from vsr_worker.models import load_model
 from vsr_worker.pipeline import ThreadedSink, threaded
 from vsr_worker.progress import ProgressWriter
 from vsr_worker.stages.common import load_split_index
@@ -100,7 +100,8 @@ def _batches(frames: Iterator[av.VideoFrame], size: int) -> Iterator[list]:
 
 def _upscale_chunk(manifest: Manifest, seg: dict, tb: Fraction, progress: ProgressWriter) -> tuple[int, float]:
     """Upscale the frames ``seg`` owns into its part; returns (frames, seconds in the model)."""
-    model = load_model(manifest.model, manifest.scale, manifest.device)
+    # Tiled, batched inference on the manifest's backend (docs/models.md); same contract as a model.
+    model = make_runner(manifest.model, manifest.scale, manifest.device)
     scale = manifest.scale
     count = 0
     model_seconds = 0.0

@@ -1,0 +1,147 @@
+"""Inference backends behind one interface, and the tiled runner that drives them.
+
+``make_runner(model, scale, device)`` returns a callable taking float RGB NCHW in [0, 1]
+(a batch of whole frames, on the CPU) and returning it upscaled ``scale`` times. ``device``
+names the backend:
+
+- ``cpu``: torch fp32 on CPU threads;
+- ``ncnn``: the ncnn runtime on the original .param/.bin (CPU, or Vulkan with VSR_NCNN_VULKAN=1);
+- ``cuda``: torch fp16, channels-last, on an NVIDIA GPU;
+- ``neuron``: Inf1, torch-neuron module compiled at a fixed tile shape, all NeuronCores;
+- ``neuronx``: Inf2/Trn1, torch-neuronx, fixed tile shape;
+- ``jit``: the neuron code path with ``torch.jit.trace`` in place of the Neuron compiler, on
+  CPU (how that path is tested without Inferentia);
+- ``auto``: cuda when a GPU is visible, else ncnn when the model has ncnn files, else cpu.
+
+Tile size, overlap and tiles per batch default per backend (``DEFAULTS``) and can be set
+with VSR_TILE, VSR_TILE_OVERLAP and VSR_TILE_BATCH. The overlap defaults to the model's
+receptive field (capped at 32 for the deep RRDBNet models, whose theoretical field is
+hundreds of pixels), which makes tiled output equal untiled output for realesr-animevideov3.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from vsr_client.contract import ErrorCode, VsrError
+from vsr_worker.backends.tiling import TiledRunner, plan_tiles
+from vsr_worker.models.registry import ModelInfo, load_model, model_info
+
+BACKENDS = ("cpu", "ncnn", "cuda", "neuron", "neuronx", "jit", "auto")
+MAX_DEFAULT_OVERLAP = 32
+
+
+@dataclass(frozen=True)
+class TileSettings:
+    tile: int  # input pixels per tile side (0: whole frames)
+    batch: int  # tiles per backend call
+
+
+# Starting points, not tuned on GPU/Neuron hardware (see docs/models.md).
+DEFAULTS = {
+    "cpu": TileSettings(tile=512, batch=1),
+    "ncnn": TileSettings(tile=512, batch=1),
+    "cuda": TileSettings(tile=512, batch=4),
+    "neuron": TileSettings(tile=256, batch=1),  # per NeuronCore; the batch spans all cores
+    "neuronx": TileSettings(tile=256, batch=2),
+    "jit": TileSettings(tile=256, batch=1),
+}
+
+
+def _env_int(name: str) -> Optional[int]:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else None
+
+
+def resolve_device(device: str, info: ModelInfo) -> str:
+    if device not in BACKENDS:
+        raise VsrError(ErrorCode.INVALID_ARGUMENT, f"unknown device {device!r}; expected one of {BACKENDS}", "device")
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    try:
+        import ncnn  # noqa: F401
+    except ImportError:
+        return "cpu"
+    return "ncnn" if info.ncnn else "cpu"
+
+
+def default_overlap(info: ModelInfo, scale: int) -> int:
+    return min(info.receptive_field_at(scale), MAX_DEFAULT_OVERLAP)
+
+
+def model_cache() -> "os.PathLike[str]":
+    from vsr_worker.models.convert import cache_dir
+
+    return cache_dir()
+
+
+def make_backend(model: str, scale: int, device: str, settings: TileSettings, compile_if_missing: bool = True):
+    info = model_info(model)
+    if scale not in info.scales:
+        raise VsrError(ErrorCode.INVALID_SCALE, f"model {model} supports scales {info.scales}, not {scale}", "scale")
+    if device == "cpu":
+        from vsr_worker.backends.torch_backend import TorchBackend
+
+        return TorchBackend(load_model(model, scale, "cpu"), "cpu")
+    if device == "cuda":
+        from vsr_worker.backends.torch_backend import cuda_backend
+
+        return cuda_backend(load_model(model, scale, "cpu"))
+    if device == "ncnn":
+        from vsr_worker.backends.ncnn_backend import NcnnBackend
+        from vsr_worker.models.convert import ncnn_files
+
+        if not info.ncnn:
+            raise VsrError(ErrorCode.INVALID_MODEL, f"model {model} has no ncnn files; use device cpu", "device")
+        stem, native = (info.ncnn[scale], scale) if scale in info.ncnn else (info.ncnn[4], 4)
+        param, binary = ncnn_files(stem)
+        return NcnnBackend(param, binary, native, scale, vulkan=os.environ.get("VSR_NCNN_VULKAN") == "1")
+    if device in ("neuron", "neuronx", "jit"):
+        from pathlib import Path
+
+        from vsr_worker.backends.neuron import NeuronBackend
+
+        return NeuronBackend(
+            load_model(model, scale, "cpu"),
+            model,
+            scale,
+            device,
+            settings.tile,
+            settings.batch,
+            Path(model_cache()),
+            compile_if_missing=compile_if_missing,
+        )
+    raise VsrError(ErrorCode.INVALID_ARGUMENT, f"unknown device {device!r}", "device")
+
+
+def make_runner(
+    model: str,
+    scale: int,
+    device: str = "cpu",
+    tile: Optional[int] = None,
+    batch: Optional[int] = None,
+    overlap: Optional[int] = None,
+) -> TiledRunner:
+    """The tiled runner for ``model`` at ``scale`` on backend ``device`` (see module doc)."""
+    info = model_info(model)
+    device = resolve_device(device, info)
+    base = DEFAULTS.get(device, DEFAULTS["cpu"])
+    settings = TileSettings(
+        tile=tile if tile is not None else (_env_int("VSR_TILE") if _env_int("VSR_TILE") is not None else base.tile),
+        batch=max(1, batch or _env_int("VSR_TILE_BATCH") or base.batch),
+    )
+    if overlap is None:
+        overlap = _env_int("VSR_TILE_OVERLAP")
+    if overlap is None:
+        overlap = default_overlap(info, scale)
+    backend = make_backend(model, scale, device, settings)
+    return TiledRunner(backend, scale, settings.tile, overlap, settings.batch, pre_pad=info.pre_pad)
+
+
+__all__ = ["BACKENDS", "DEFAULTS", "TileSettings", "TiledRunner", "make_backend", "make_runner", "plan_tiles"]
