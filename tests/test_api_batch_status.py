@@ -70,7 +70,7 @@ def test_failed_array_child_fails_the_job_with_the_childs_reason(batch) -> None:
                 ),
                 job("merge-1", "FAILED", statusReason="Dependent Job failed"),
             ]
-        },  # fmt: skip
+        },
         {"jobs": list(IDS.values())},
     )
     stub.add_response(
@@ -89,7 +89,7 @@ def test_failed_array_child_fails_the_job_with_the_childs_reason(batch) -> None:
                     container={"exitCode": 65, "reason": "corrupt_input"},
                 )
             ]
-        },  # fmt: skip
+        },
         {"jobs": ["up-1:2"]},
     )
     seen = scheduler(client).observe(record())

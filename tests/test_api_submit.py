@@ -122,7 +122,7 @@ def test_submit_failing_half_way_terminates_what_was_submitted(world: World) -> 
     assert sorted(ids) == sorted(submitted_ids) and len(ids) == 2
     # The key is free again: a retry once the stack is fixed submits a fresh job.
     world.settings.job_definition_merge = world.settings.job_definition_split
-    status, retry = call(world, "POST", "/", {"key": "inputs/clip.mp4", "segment_time": 1, "idempotency_key": "k1"})
+    status, _ = call(world, "POST", "/", {"key": "inputs/clip.mp4", "segment_time": 1, "idempotency_key": "k1"})
     assert status == 202
 
 

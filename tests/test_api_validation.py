@@ -64,7 +64,8 @@ CASES = [
     ("JSON array", [OK], None, 400, "invalid_json", None),
     ("empty body", "", None, 400, "invalid_json", None),
     ("body too big", {**OK, "idempotency_key": "x" * 20000}, None, 413, "body_too_large", None),
-    ("wrong content type", "key=inputs/clip.mp4", {"Content-Type": "multipart/form-data"}, 415, "unsupported_media_type", None),
+    ("wrong content type", "key=inputs/clip.mp4", {"Content-Type": "multipart/form-data"}, 415,
+     "unsupported_media_type", None),
 ]  # fmt: skip
 
 
