@@ -88,6 +88,12 @@ class LocalJobRunner:
             return Observation(state="failed", progress=record.progress, failure_reason="the local server restarted")
         return Observation(state=run.state, progress=JobProgress(), failure_reason=run.reason)
 
+    def state(self, job_id: str) -> JobState | None:
+        """What the runner itself knows of a job (None: not run by this server)."""
+        with self._lock:
+            run = self._runs.get(job_id)
+        return run.state if run else None
+
     def cancel(self, record: JobRecord) -> None:
         with self._lock:
             run = self._runs.get(record.job_id)
