@@ -21,7 +21,11 @@ def from_records(records: list[dict], segments: int) -> JobProgress:
         total = segments if stage == "upscale" else 1
         done = sum(1 for r in recs if r.get("state") == "done")
         state = "succeeded" if recs and done >= total else ("running" if recs else "pending")
-        frames_total = sum(r.get("total") or 0 for r in recs) if stage == "upscale" else None
+        frames_total = None
+        if stage == "upscale":
+            # Split counts every frame; children only report theirs once they start.
+            split_total = max((r.get("total") or 0 for r in by_stage["split"]), default=0)
+            frames_total = max(sum(r.get("total") or 0 for r in recs), split_total)
         out[stage] = StageProgress(
             state=state,
             done=done,
