@@ -59,8 +59,21 @@ def _batch_resources(batch: Any, iam: Any) -> dict[str, str]:
     return names
 
 
-def build_world(**overrides: Any) -> World:
-    session = boto3.session.Session(region_name=REGION)
+class EndpointSession:
+    """A boto3 session whose clients all talk to one endpoint (a ThreadedMotoServer)."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        self._session = boto3.session.Session(
+            region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
+        self.endpoint_url = endpoint_url
+
+    def client(self, name: str, **kwargs: Any) -> Any:
+        return self._session.client(name, endpoint_url=self.endpoint_url, **kwargs)
+
+
+def build_world(session: Any = None, **overrides: Any) -> World:
+    session = session or boto3.session.Session(region_name=REGION)
     s3 = session.client("s3")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     session.client("dynamodb").create_table(
