@@ -14,6 +14,7 @@ import argparse
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +37,17 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
     if not line:
         proc.wait(timeout=10)
         raise RuntimeError(f"vsr-local serve exited with {proc.returncode} before listening")
+    # Keep reading its (JSON log) output into a file, so a full pipe never stalls the server.
+    threading.Thread(target=_drain, args=(proc, data_dir / "server.log"), daemon=True).start()
     return proc, json.loads(line)["url"]
+
+
+def _drain(proc: subprocess.Popen, log_path: Path) -> None:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as log:
+        for line in proc.stdout or ():
+            log.write(line)
+            log.flush()
 
 
 def build_parser() -> argparse.ArgumentParser:

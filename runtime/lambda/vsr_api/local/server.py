@@ -12,6 +12,7 @@ import ipaddress
 import json
 import logging
 import shutil
+import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -223,11 +224,17 @@ class LocalServer(ThreadingHTTPServer):
         self.api.runner.shutdown()
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(host: str, port: int, data_dir: Path, api_key: str | None = None, jobs: int | None = None) -> None:
     if not is_loopback(host) and not api_key:
         raise VsrError(ErrorCode.INVALID_ARGUMENT, f"binding to {host} needs --api-key (only localhost runs open)")
     api = LocalApi(data_dir, api_key=api_key, jobs=jobs)
     server = LocalServer(api, host, port)
+    # Stop like on Ctrl-C (running stages are terminated, not orphaned) when told to terminate.
+    signal.signal(signal.SIGTERM, _interrupt)
     print(
         json.dumps({"url": server.url, "data_dir": str(api.data_dir), "api_key_required": api_key is not None}),
         flush=True,
