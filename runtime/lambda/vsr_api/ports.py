@@ -51,6 +51,10 @@ class Storage(Protocol):
 
     def put_json(self, key: str, data: object) -> None: ...
 
+    def read_json(self, key: str) -> dict | None:
+        """One JSON document, or None when there is none."""
+        ...
+
     def read_json_under(self, prefix: str) -> list[dict]:
         """Every JSON document whose key starts with ``prefix`` (progress records)."""
         ...

@@ -207,10 +207,21 @@ class JobService:
         records = self.storage.read_json_under(f"{record.work_prefix}/progress/")
         progress = progress_records.combine(seen.progress, progress_records.from_records(records, record.segments))
         if (seen.state, progress, seen.failure_reason) != (record.state, record.progress, record.failure_reason):
+            if seen.state == "succeeded":
+                record.output_key = self._written_output(record)
             record.state, record.progress, record.failure_reason = seen.state, progress, seen.failure_reason
             record.touch()
             self.store.put(record)
         return record
+
+    def _written_output(self, record: JobRecord) -> str:
+        """Where merge really wrote: Matroska instead of MP4 when MP4 cannot hold a source stream."""
+        result = self.storage.read_json(f"{record.work_prefix}/result.json") or {}
+        written = result.get("output")
+        expected = self.storage.uri(record.output_key)
+        if isinstance(written, str) and written != expected and written.rsplit(".", 1)[0] == expected.rsplit(".", 1)[0]:
+            return record.output_key.rsplit(".", 1)[0] + "." + written.rsplit(".", 1)[1]
+        return record.output_key
 
     def _status(self, record: JobRecord) -> JobStatus:
         record = self._refresh(record)

@@ -51,6 +51,14 @@ class S3Storage:
         body = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
 
+    def read_json(self, key: str) -> dict | None:
+        try:
+            return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "403", "NoSuchKey"):
+                return None
+            raise
+
     def read_json_under(self, prefix: str) -> list[dict]:
         out = []
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):

@@ -64,6 +64,12 @@ class DirStorage:
             fh.write(data)
         os.replace(tmp, dest)
 
+    def read_json(self, key: str) -> dict | None:
+        try:
+            return json.loads(self.path(key).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
     def read_json_under(self, prefix: str) -> list[dict]:
         folder = self.path(prefix)
         out = []
