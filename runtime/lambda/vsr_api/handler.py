@@ -30,7 +30,7 @@ def build_cloud_service(settings: ApiSettings | None = None, session: Any = None
     from vsr_api.adapters.dynamo_store import DynamoJobStore
     from vsr_api.adapters.s3_storage import S3Storage
 
-    settings = settings or ApiSettings()
+    settings = (settings or ApiSettings()).check_cloud()
     session = session or boto3.session.Session()
     return JobService(
         settings,

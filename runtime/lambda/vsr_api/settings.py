@@ -40,6 +40,22 @@ class ApiSettings(BaseSettings):
                 setattr(self, name, value + "/")
         return self
 
+    def check_cloud(self) -> ApiSettings:
+        """Fail with one readable message naming every variable the cloud adapters need but lack."""
+        needed = (
+            "bucket",
+            "table",
+            "queue_spot",
+            "queue_on_demand",
+            "job_definition_split",
+            "job_definition_upscale",
+            "job_definition_merge",
+        )
+        missing = [f"VSR_{name.upper()}" for name in needed if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"the API is not configured: set {', '.join(missing)}")
+        return self
+
     def stage_definitions(self) -> dict[str, str]:
         return {
             "split": self.job_definition_split,
