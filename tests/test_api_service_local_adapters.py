@@ -98,3 +98,21 @@ def test_job_left_running_by_a_previous_server_reports_failed(data: Path) -> Non
     restarted = service(data, LocalJobRunner(data))
     status = restarted.status(accepted.job_id)
     assert (status.state, status.failure_reason) == ("failed", "the local server restarted")
+
+
+def test_local_runner_reports_a_failed_stage_with_its_code(data: Path) -> None:
+    import time
+
+    from vsr_client.jobgraph import StageSpec
+
+    svc = service(data, ScriptedScheduler())
+    record = svc.store.get(svc.submit({"key": "inputs/clip.mp4"}, "http://x").accepted.job_id)
+    runner = LocalJobRunner(data)
+    failing = StageSpec(name="split", command=["sh", "-c", "echo 'x: error [corrupt_input]: broken GOP' >&2; exit 65"])
+    runner.submit(record, [failing])
+    deadline = time.monotonic() + 10
+    while runner.state(record.job_id) in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    seen = runner.observe(record)
+    runner.shutdown()
+    assert (seen.state, seen.failure_reason) == ("failed", "[corrupt_input] broken GOP")

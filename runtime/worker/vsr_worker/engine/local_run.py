@@ -159,8 +159,9 @@ def _as_user_error(exc: StageFailure, work: Path) -> VsrError:
     """A failed stage's one-line error, keeping its code and exit status."""
     msg = exc.message
     for code in ErrorCode:
-        prefix = f"[{code.value}] "
-        if prefix in msg:
+        # The worker CLI prints "vsr-worker: error [code]: message"; VsrError's str is "[code] message".
+        prefix = next((p for p in (f"[{code.value}]: ", f"[{code.value}] ") if p in msg), None)
+        if prefix is not None:
             err = VsrError(code, msg.split(prefix, 1)[1])
             break
     else:
