@@ -180,3 +180,15 @@ def test_upload_gives_presigned_put_and_multipart_for_large_files(world: World) 
     assert "uploadId=" in big["complete_url"] and big["key"] == "inputs/big.mp4"
     status, too_big = call(world, "POST", "/uploads", {"size": world.settings.max_input_bytes + 1})
     assert (status, too_big["error"]["code"]) == (413, "input_too_large")
+
+
+def test_replay_needs_no_probe_and_a_rejected_request_frees_its_key(world: World) -> None:
+    status, missing = call(world, "POST", "/", {"key": "inputs/gone.mp4", "idempotency_key": "retry-me"})
+    assert (status, missing["error"]["code"]) == (404, "input_not_found")
+    world.s3.copy_object(Bucket=BUCKET, Key="inputs/gone.mp4", CopySource={"Bucket": BUCKET, "Key": "inputs/clip.mp4"})
+    status, first = call(world, "POST", "/", {"key": "inputs/gone.mp4", "idempotency_key": "retry-me"})
+    assert status == 202  # the failed attempt did not keep the key
+    world.s3.delete_object(Bucket=BUCKET, Key="inputs/gone.mp4")
+    status, replay = call(world, "POST", "/", {"key": "inputs/gone.mp4", "idempotency_key": "retry-me"})
+    assert (status, replay["job_id"]) == (200, first["job_id"])  # answered from the record, no S3 read
+    assert len(world.calls["SubmitJob"]) == 3

@@ -18,7 +18,7 @@ import pydantic
 
 from vsr_api import keys, progress_records
 from vsr_api.job_record import JobRecord, request_fingerprint
-from vsr_api.ports import JobStore, Prober, Scheduler, Storage
+from vsr_api.ports import JobStore, MediaInfo, Prober, Scheduler, Storage
 from vsr_api.settings import ApiSettings
 from vsr_client.api_models import (
     TERMINAL_STATES,
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DOWNLOAD_URL_SECONDS = 3600
+MAX_PROGRESS_SEGMENTS = 200
 
 
 def new_job_id() -> str:
@@ -81,29 +82,19 @@ class JobService:
         job_id = new_job_id()
         out_key = keys.output_key(request.output_key, key, job_id, request.scale, s.output_prefix)
 
-        obj = self.storage.head(key)
-        if obj is None:
-            raise VsrError(ErrorCode.INPUT_NOT_FOUND, f"no object {key!r} in the bucket", "key")
-        if obj.size == 0:
-            raise VsrError(ErrorCode.EMPTY_INPUT, f"{key!r} is empty (0 bytes)", "key")
-        if obj.size > s.max_input_bytes:
-            raise VsrError(
-                ErrorCode.INPUT_TOO_LARGE, f"{key!r} is {obj.size} bytes; the limit is {s.max_input_bytes}", "key"
-            )
-        media = self.prober.probe(self.storage, obj)
-        if media.duration > s.max_duration_seconds:
-            raise VsrError(
-                ErrorCode.INPUT_TOO_LONG,
-                f"{key!r} lasts {media.duration:.1f}s; the limit is {s.max_duration_seconds:g}s",
-                "key",
-            )
-        plan = plan_segments(media.duration, request.segment_time)
         fingerprint = request_fingerprint(request)
-
         if request.idempotency_key:
+            # Claimed before probing: a retry costs no S3 reads and can never make a second job.
             held = self.store.claim_idempotency(request.idempotency_key, job_id, fingerprint)
             if held is not None:
                 return self._replay(held, fingerprint, base_url)
+        try:
+            media = self._probe(key)
+            plan = plan_segments(media.duration, request.segment_time)
+        except Exception:
+            if request.idempotency_key:
+                self.store.release_idempotency(request.idempotency_key)
+            raise
 
         work = keys.work_prefix(job_id, s.work_prefix)
         record = JobRecord(
@@ -159,6 +150,26 @@ class JobService:
         )
         return Submitted(self._accepted(record, base_url), replay=False)
 
+    def _probe(self, key: str) -> MediaInfo:
+        s = self.settings
+        obj = self.storage.head(key)
+        if obj is None:
+            raise VsrError(ErrorCode.INPUT_NOT_FOUND, f"no object {key!r} in the bucket", "key")
+        if obj.size == 0:
+            raise VsrError(ErrorCode.EMPTY_INPUT, f"{key!r} is empty (0 bytes)", "key")
+        if obj.size > s.max_input_bytes:
+            raise VsrError(
+                ErrorCode.INPUT_TOO_LARGE, f"{key!r} is {obj.size} bytes; the limit is {s.max_input_bytes}", "key"
+            )
+        media = self.prober.probe(self.storage, obj)
+        if media.duration > s.max_duration_seconds:
+            raise VsrError(
+                ErrorCode.INPUT_TOO_LONG,
+                f"{key!r} lasts {media.duration:.1f}s; the limit is {s.max_duration_seconds:g}s",
+                "key",
+            )
+        return media
+
     def _replay(self, held: tuple[str, str], fingerprint: str, base_url: str) -> Submitted:
         job_id, held_hash = held
         if held_hash != fingerprint:
@@ -204,7 +215,9 @@ class JobService:
         if record.state in TERMINAL_STATES or not record.scheduler_ids:
             return record
         seen = self.scheduler.observe(record)
-        records = self.storage.read_json_under(f"{record.work_prefix}/progress/")
+        # Frame counts need one read per record: past a few hundred segments Batch's counts suffice.
+        progress_dir = f"{record.work_prefix}/progress/"
+        records = self.storage.read_json_under(progress_dir) if record.segments <= MAX_PROGRESS_SEGMENTS else []
         progress = progress_records.combine(seen.progress, progress_records.from_records(records, record.segments))
         if (seen.state, progress, seen.failure_reason) != (record.state, record.progress, record.failure_reason):
             if seen.state == "succeeded":
