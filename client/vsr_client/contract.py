@@ -35,6 +35,26 @@ class ErrorCode(str, Enum):
     OUTPUT_EXISTS = "output_exists"
     STAGE_FAILED = "stage_failed"
     INTERNAL = "internal_error"
+    # Codes of the HTTP API (request validation, jobs, transport).
+    MISSING_KEY = "missing_key"
+    INVALID_KEY = "invalid_key"
+    KEY_OUTSIDE_PREFIX = "key_outside_prefix"
+    INPUT_TOO_LARGE = "input_too_large"
+    INPUT_TOO_LONG = "input_too_long"
+    INVALID_ENV = "invalid_env"
+    INVALID_TASK = "invalid_task"
+    INVALID_OUTPUT_KEY = "invalid_output_key"
+    UNKNOWN_FIELD = "unknown_field"
+    INVALID_JSON = "invalid_json"
+    BODY_TOO_LARGE = "body_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    UNAUTHORIZED = "unauthorized"
+    JOB_NOT_FOUND = "job_not_found"
+    ROUTE_NOT_FOUND = "route_not_found"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    JOB_NOT_CANCELLABLE = "job_not_cancellable"
+    THROTTLED = "throttled"
+    SUBMIT_FAILED = "submit_failed"
 
 
 class ExitCode(IntEnum):

@@ -10,7 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from vsr_client.contract import (
     DEFAULT_MODEL,
@@ -22,7 +22,7 @@ from vsr_client.contract import (
     validate_scale,
     validate_segment_time,
 )
-from vsr_client.jobgraph import build_job_graph
+from vsr_client.jobgraph import StageSpec, build_job_graph
 from vsr_worker import layout, storage
 from vsr_worker.engine.local_scheduler import LocalScheduler, StageFailure
 from vsr_worker.engine.progress_view import ProgressView
@@ -89,7 +89,6 @@ def run_local(
     manifest_uri = layout.manifest(str(work))
     storage.write_json(manifest_uri, manifest.model_dump(mode="json"))
     n_jobs = jobs or default_jobs(plan.count)
-    threads = max(1, (os.cpu_count() or 1) // min(n_jobs, plan.count))
     graph = build_job_graph(manifest_uri, plan.count)
     log.info(
         "job %s: %s (%dx%d, %.2fs) -> %d segment(s) of %gs, x%d with %s, %d process(es)",
@@ -117,15 +116,13 @@ def run_local(
             total_set = True
         view.tick()
 
-    scheduler = LocalScheduler(work / "logs", jobs=n_jobs, env={"VSR_THREADS": str(threads)}, on_tick=tick)
     keep = keep_work or task == "debug" or work_dir is not None
     try:
-        scheduler.run(graph)
-    except StageFailure as exc:
-        error = _as_user_error(exc, work)
+        execute_graph(graph, work, plan.count, jobs=n_jobs, on_tick=tick)
+    except VsrError as error:
         if error.code == ErrorCode.STAGE_FAILED:
             keep = True  # an internal failure: keep logs and intermediates to look at
-        raise error from None
+        raise
     finally:
         if view is not None:
             view.close()
@@ -137,12 +134,35 @@ def run_local(
     return RunResult(output=final, frames=frames, segments=plan.count, seconds=time.monotonic() - started, work=work)
 
 
+def execute_graph(
+    graph: list[StageSpec],
+    work: Path,
+    segments: int,
+    jobs: Optional[int] = None,
+    on_tick: Optional[Callable[[], None]] = None,
+) -> None:
+    """Run a job graph whose manifest is already written, on this machine.
+
+    Shared by ``vsr-worker run`` and the local API server. A failed stage becomes a
+    VsrError with the stage's own code (``stage_failed`` when it gave none); an exception
+    raised by ``on_tick`` (a cancellation) stops the running stage's processes and propagates.
+    """
+    n_jobs = jobs or default_jobs(segments)
+    threads = max(1, (os.cpu_count() or 1) // min(n_jobs, segments))
+    scheduler = LocalScheduler(work / "logs", jobs=n_jobs, env={"VSR_THREADS": str(threads)}, on_tick=on_tick)
+    try:
+        scheduler.run(graph)
+    except StageFailure as exc:
+        raise _as_user_error(exc, work) from None
+
+
 def _as_user_error(exc: StageFailure, work: Path) -> VsrError:
     """A failed stage's one-line error, keeping its code and exit status."""
     msg = exc.message
     for code in ErrorCode:
-        prefix = f"[{code.value}]: "
-        if prefix in msg:
+        # The worker CLI prints "vsr-worker: error [code]: message"; VsrError's str is "[code] message".
+        prefix = next((p for p in (f"[{code.value}]: ", f"[{code.value}] ") if p in msg), None)
+        if prefix is not None:
             err = VsrError(code, msg.split(prefix, 1)[1])
             break
     else:

@@ -1,0 +1,132 @@
+"""HTTP routes over the request service (Powertools REST resolver, API Gateway proxy events).
+
+Each route parses, calls the service, and returns a contract model as JSON; every error is
+mapped to ``{"error": {"code", "message", "field"}}`` with its status in one place.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from pydantic import BaseModel
+
+from vsr_api.service import JobService
+from vsr_client.api_models import IDEMPOTENCY_HEADER, MAX_BODY_BYTES, ErrorBody, http_status
+from vsr_client.contract import ErrorCode, VsrError
+
+log = logging.getLogger(__name__)
+
+# `curl -d '{...}'` without -H labels JSON as a form: accepted when the body is JSON.
+_LENIENT_TYPES = ("application/x-www-form-urlencoded", "text/plain")
+
+
+def _json(model: BaseModel, status: int = 200) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=model.model_dump_json())
+
+
+def error_response(exc: VsrError) -> Response:
+    return _json(ErrorBody.of(exc), http_status(exc.code))
+
+
+def _header(event: dict, name: str) -> str | None:
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def read_json_body(event: dict) -> Any:
+    """The request body as JSON, after the size and content-type checks."""
+    raw = event.get("body") or ""
+    data = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
+    if len(data) > MAX_BODY_BYTES:
+        raise VsrError(ErrorCode.BODY_TOO_LARGE, f"request body is {len(data)} bytes; the limit is {MAX_BODY_BYTES}")
+    ctype = (_header(event, "content-type") or "").split(";")[0].strip().lower()
+    is_json = not ctype or ctype == "application/json" or ctype.endswith("+json")
+    if not is_json and ctype not in _LENIENT_TYPES:
+        raise VsrError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"send JSON (Content-Type: application/json), not {ctype}")
+    if not data.strip():
+        raise VsrError(ErrorCode.INVALID_JSON, "request body is empty; send a JSON object")
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        if not is_json:
+            raise VsrError(
+                ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"send JSON (Content-Type: application/json), not {ctype}"
+            ) from None
+        raise VsrError(ErrorCode.INVALID_JSON, f"request body is not valid JSON: {exc}") from None
+
+
+def base_url(event: dict) -> str:
+    """The API's root URL as the caller reached it (for status URLs)."""
+    ctx = event.get("requestContext") or {}
+    host = ctx.get("domainName") or _header(event, "host") or "localhost"
+    proto = _header(event, "x-forwarded-proto") or "https"
+    stage = ctx.get("stage") or ""
+    # API Gateway's default execute-api domain includes the stage in the path; a custom
+    # domain (mapped) or the local server does not.
+    prefix = f"/{stage}" if stage and stage != "$default" and ".execute-api." in host else ""
+    return f"{proto}://{host}{prefix}"
+
+
+def build_app(service: JobService) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(strip_prefixes=None)
+
+    def submit() -> Response:
+        event = app.current_event.raw_event
+        body = read_json_body(event)
+        header_key = _header(event, IDEMPOTENCY_HEADER)
+        if header_key and isinstance(body, dict) and "idempotency_key" not in body:
+            body = {**body, "idempotency_key": header_key}
+        result = service.submit(body, base_url(event))
+        return _json(result.accepted, 200 if result.replay else 202)
+
+    app.post("/")(submit)
+    app.post("/jobs")(submit)
+
+    @app.get("/jobs")
+    def list_jobs() -> Response:
+        raw = app.current_event.get_query_string_value("limit", "20") or "20"
+        try:
+            limit = int(raw)
+        except ValueError:
+            raise VsrError(ErrorCode.INVALID_ARGUMENT, f"limit must be an integer, got {raw!r}", "limit") from None
+        return _json(service.list_jobs(limit))
+
+    @app.get("/jobs/<job_id>")
+    def get_job(job_id: str) -> Response:
+        return _json(service.status(job_id))
+
+    @app.delete("/jobs/<job_id>")
+    def cancel_job(job_id: str) -> Response:
+        return _json(service.cancel(job_id))
+
+    @app.post("/uploads")
+    def create_upload() -> Response:
+        return _json(service.upload(read_json_body(app.current_event.raw_event)), 201)
+
+    @app.exception_handler(VsrError)
+    def on_user_error(exc: VsrError) -> Response:
+        status = http_status(exc.code)
+        (log.error if status >= 500 else log.info)(
+            "request failed", extra={"code": exc.code.value, "status": status, "error": exc.message}
+        )
+        return error_response(exc)
+
+    @app.not_found
+    def on_not_found(_exc: Exception) -> Response:
+        event = app.current_event.raw_event
+        return error_response(
+            VsrError(ErrorCode.ROUTE_NOT_FOUND, f"no route {event.get('httpMethod')} {event.get('path')}")
+        )
+
+    @app.exception_handler(Exception)
+    def on_internal(exc: Exception) -> Response:
+        log.exception("internal error")
+        return error_response(VsrError(ErrorCode.INTERNAL, f"internal error ({type(exc).__name__})"))
+
+    return app
