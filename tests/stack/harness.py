@@ -1,15 +1,18 @@
 """Run the real ``__main__.py`` under Pulumi's mocks and dump what it registered as JSON.
 
-Run as ``python -m tests.stack.harness STACK OUT.json`` (one program per process: Pulumi's
-runtime state is global). The stack's config comes from ``Pulumi.<STACK>.yaml`` exactly as the
-CLI passes it (``vsr:key`` -> string, structured values as JSON); ``VSR_STACK_*`` environment
-variables override it as they would in a real run. Writes ``{"resources", "calls", "exports",
+Run as ``python -m tests.stack.harness SPEC.json OUT.json``. Each program of SPEC runs with
+fresh mocks, a fresh root stack, its own config and environment (Pulumi's runtime state is
+process-global; the tests check that a run after others equals a run in a fresh process).
+The stack's config comes from ``Pulumi.<STACK>.yaml`` exactly as the CLI passes it
+(``vsr:key`` -> string, structured values as JSON); ``VSR_STACK_*`` environment variables
+override it as in a real run. Writes, per program, ``{"resources", "calls", "exports",
 "components_with_outputs", "error"}``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import runpy
 import sys
 import traceback
@@ -18,7 +21,9 @@ from typing import Any
 
 import pulumi
 import yaml
+from pulumi.runtime import config as pulumi_config
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -158,11 +163,19 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def run(stack: str) -> dict[str, Any]:
+def run(stack: str, env: dict[str, str]) -> dict[str, Any]:
+    """One program run with fresh mocks, root stack, config and environment overrides."""
+    for key in [k for k in os.environ if k.startswith("VSR_STACK_")]:
+        del os.environ[key]
+    os.environ.update(env)
+    for recorded in (RESOURCES, CALLS, WITH_OUTPUTS):
+        recorded.clear()
+    PARENTS.clear()
+    pulumi_settings.ROOT.set(None)  # set_mocks then registers a new root stack
     mocks = Mocks()
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks))
-    for key, value in stack_config(stack).items():
-        pulumi.runtime.set_config(key, value)
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    pulumi_config.set_all_config(stack_config(stack))
     exports: dict[str, Any] = {}
 
     def export(name: str, value: Any) -> None:
@@ -181,15 +194,19 @@ def run(stack: str) -> dict[str, Any]:
         _sync_await(run_pulumi_func(program))
     except Exception as exc:  # the test reads the message
         error = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
-    return {
-        "resources": RESOURCES,
-        "calls": CALLS,
-        "exports": resolved,
-        "components_with_outputs": WITH_OUTPUTS,
-        "error": error,
-    }
+    return _jsonable(
+        {
+            "resources": RESOURCES,
+            "calls": CALLS,
+            "exports": resolved,
+            "components_with_outputs": WITH_OUTPUTS,
+            "error": error,
+        }
+    )
 
 
 if __name__ == "__main__":
-    stack_name, out_path = sys.argv[1], sys.argv[2]
-    Path(out_path).write_text(json.dumps(_jsonable(run(stack_name)), indent=1, sort_keys=True))
+    # argv: SPEC.json OUT.json; SPEC = {name: {"stack": ..., "env": {...}}}, run in order.
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    results = {name: run(v["stack"], v["env"]) for name, v in spec.items()}
+    Path(sys.argv[2]).write_text(json.dumps(results, sort_keys=True))
