@@ -176,7 +176,9 @@ class ComputeSettings(_Model):
         default="SPOT_PRICE_CAPACITY_OPTIMIZED",
         description="spot placement; BEST_FIT would need a spot fleet role and is not offered",
     )
-    on_demand_allocation_strategy: Literal["BEST_FIT_PROGRESSIVE", "BEST_FIT"] = "BEST_FIT_PROGRESSIVE"
+    on_demand_allocation_strategy: Literal["BEST_FIT_PROGRESSIVE", "BEST_FIT"] = Field(
+        default="BEST_FIT_PROGRESSIVE", description="on-demand placement"
+    )
     spot_bid_percentage: int | None = Field(
         default=None, ge=1, le=100, description="max spot price as % of on-demand; unset = up to on-demand"
     )
@@ -200,11 +202,15 @@ class ComputeSettings(_Model):
         le=86400,
         description="cancel jobs stuck RUNNABLE this long because no instance type can ever run them",
     )
-    split: StageResources = StageResources(vcpus=1, memory_mib=2048, timeout_seconds=3600)
+    split: StageResources = Field(
+        default=StageResources(vcpus=1, memory_mib=2048, timeout_seconds=3600), description="one split job"
+    )
     upscale: StageResources | None = Field(
         default=None, description="resources of one upscale child; default per accelerator"
     )
-    merge: StageResources = StageResources(vcpus=1, memory_mib=2048, timeout_seconds=3600)
+    merge: StageResources = Field(
+        default=StageResources(vcpus=1, memory_mib=2048, timeout_seconds=3600), description="one merge job"
+    )
 
     @field_validator("instance_types")
     @classmethod
@@ -264,7 +270,7 @@ class ApiSettings(_Model):
     throttle_rate_limit: float = Field(default=10.0, gt=0, le=10000, description="steady requests per second")
     throttle_burst_limit: int = Field(default=20, ge=1, le=5000, description="burst requests")
     quota_limit: int = Field(default=1000, ge=1, description="requests per quota period per API key")
-    quota_period: Literal["DAY", "WEEK", "MONTH"] = "DAY"
+    quota_period: Literal["DAY", "WEEK", "MONTH"] = Field(default="DAY", description="the quota's period")
     max_request_bytes: int = Field(
         default=WAF_BODY_INSPECTION_BYTES,
         ge=256,
@@ -323,10 +329,12 @@ class JobLimits(_Model):
 class NetworkSettings(_Model):
     """Where Batch instances run: an existing VPC's subnets, or a small VPC created here."""
 
-    vpc_id: str | None = Field(default=None, pattern=r"^vpc-[0-9a-f]{8,17}$")
+    vpc_id: str | None = Field(default=None, pattern=r"^vpc-[0-9a-f]{8,17}$", description="use this VPC")
     subnet_ids: list[str] = Field(default_factory=list, description="existing subnets (with egress to AWS APIs)")
     security_group_ids: list[str] = Field(default_factory=list, description="existing groups; default: egress-only")
-    cidr_block: str = Field(default="10.64.0.0/16", pattern=r"^\d+\.\d+\.\d+\.\d+/(1[6-9]|2[0-4])$")
+    cidr_block: str = Field(
+        default="10.64.0.0/16", pattern=r"^\d+\.\d+\.\d+\.\d+/(1[6-9]|2[0-4])$", description="the created VPC's range"
+    )
     availability_zones: int = Field(default=2, ge=1, le=6, description="public subnets created, one per zone")
 
     @field_validator("subnet_ids")
@@ -421,7 +429,6 @@ class StackSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> StackSettings:
-        profile = self.profile
         family_ok = _family_check(self.accelerator)
         wrong = [t for t in self.instance_types if not family_ok(t)]
         if wrong:
@@ -447,7 +454,6 @@ class StackSettings(BaseSettings):
                     raise SettingValueError(
                         "compute.upscale", f"two upscale jobs fit on one {t}; ask for more than half its vCPUs"
                     )
-        del profile
         return self
 
     @property
