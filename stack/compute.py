@@ -13,10 +13,10 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-from vsr_client.contract import BAD_INPUT_EXIT_CODES
-from vsr_client.jobgraph import WORKER_COMMAND
 
 from stack.settings import Accelerator, StackSettings, StageResources
+from vsr_client.contract import BAD_INPUT_EXIT_CODES
+from vsr_client.jobgraph import WORKER_COMMAND
 
 STAGES = ("split", "upscale", "merge")
 MANIFEST_PARAMETER = "manifest"
@@ -225,7 +225,9 @@ class Batch(pulumi.ComponentResource):
         self.job_definitions = {}
         for stage in STAGES:
             res = resources[stage]
-            props = pulumi.Output.all(args.image_ref, args.job_role_arn, log_group.name, region, args.bucket_name).apply(
+            props = pulumi.Output.all(
+                args.image_ref, args.job_role_arn, log_group.name, region, args.bucket_name
+            ).apply(
                 lambda v, stage=stage, res=res: json.dumps(
                     container_properties(
                         stage=stage,

@@ -129,7 +129,9 @@ def lambda_policy(
                 "Effect": "Allow",
                 "Action": ["s3:ListBucket"],
                 "Resource": [bucket_arn],
-                "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in (input_prefix, work_prefix, output_prefix)]}},
+                "Condition": {
+                    "StringLike": {"s3:prefix": [f"{p}*" for p in (input_prefix, work_prefix, output_prefix)]}
+                },
             },
             {
                 "Sid": "JobTable",

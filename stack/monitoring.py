@@ -146,14 +146,24 @@ class Monitoring(pulumi.ComponentResource):
             {"RuleName": rule.name},
             s.failed_jobs_threshold,
         )
-        alarm("lambda-errors", "vsr: API Lambda errors", "AWS/Lambda", "Errors", {"FunctionName": args.function_name}, 1)
         alarm(
-            "lambda-throttles", "vsr: API Lambda throttled", "AWS/Lambda", "Throttles",
-            {"FunctionName": args.function_name}, 1,
+            "lambda-errors", "vsr: API Lambda errors", "AWS/Lambda", "Errors", {"FunctionName": args.function_name}, 1
         )
         alarm(
-            "api-5xx", "vsr: API Gateway 5xx responses", "AWS/ApiGateway", "5XXError",
-            {"ApiName": args.rest_api_name, "Stage": "prod"}, 1,
+            "lambda-throttles",
+            "vsr: API Lambda throttled",
+            "AWS/Lambda",
+            "Throttles",
+            {"FunctionName": args.function_name},
+            1,
+        )
+        alarm(
+            "api-5xx",
+            "vsr: API Gateway 5xx responses",
+            "AWS/ApiGateway",
+            "5XXError",
+            {"ApiName": args.rest_api_name, "Stage": "prod"},
+            1,
         )
         region = aws.get_region_output().region
         body = pulumi.Output.all(region, rule.name, args.function_name, args.rest_api_name).apply(

@@ -45,9 +45,7 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )
             vpc_id = vpc.id
-            igw = aws.ec2.InternetGateway(
-                name, aws.ec2.InternetGatewayArgs(vpc_id=vpc.id, tags=args.tags), opts=child
-            )
+            igw = aws.ec2.InternetGateway(name, aws.ec2.InternetGatewayArgs(vpc_id=vpc.id, tags=args.tags), opts=child)
             routes = aws.ec2.RouteTable(
                 f"{name}-public",
                 aws.ec2.RouteTableArgs(
@@ -58,7 +56,11 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )
             zones = aws.get_availability_zones_output(state="available")
-            blocks = list(ipaddress.ip_network(s.cidr_block).subnets(new_prefix=min(ipaddress.ip_network(s.cidr_block).prefixlen + 4, 28)))
+            blocks = list(
+                ipaddress.ip_network(s.cidr_block).subnets(
+                    new_prefix=min(ipaddress.ip_network(s.cidr_block).prefixlen + 4, 28)
+                )
+            )
             subnets = []
             for i in range(s.availability_zones):
                 subnet = aws.ec2.Subnet(

@@ -18,7 +18,12 @@ def ecr_lifecycle_policy(keep_images: int) -> str:
                 {
                     "rulePriority": 1,
                     "description": "drop untagged layers after a week",
-                    "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 7},
+                    "selection": {
+                        "tagStatus": "untagged",
+                        "countType": "sinceImagePushed",
+                        "countUnit": "days",
+                        "countNumber": 7,
+                    },
                     "action": {"type": "expire"},
                 },
                 {

@@ -56,9 +56,7 @@ class Storage(pulumi.ComponentResource):
         super().__init__("vsr:storage:Bucket", name, None, opts)
         s = args.settings
         child = pulumi.ResourceOptions(parent=self)
-        bucket = aws.s3.Bucket(
-            name, aws.s3.BucketArgs(force_destroy=s.force_destroy, tags=args.tags), opts=child
-        )
+        bucket = aws.s3.Bucket(name, aws.s3.BucketArgs(force_destroy=s.force_destroy, tags=args.tags), opts=child)
         block = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access",
             aws.s3.BucketPublicAccessBlockArgs(

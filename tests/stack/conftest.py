@@ -27,7 +27,10 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "prod": ("prod", {}),
     "dev": ("dev", {}),
     "inf2": ("prod", {"VSR_STACK_ACCELERATOR": "inf2", "VSR_STACK_COMPUTE__INSTANCE_TYPES": '["inf2.xlarge"]'}),
-    "gpu": ("prod", {"VSR_STACK_ACCELERATOR": "gpu", "VSR_STACK_COMPUTE__INSTANCE_TYPES": '["g5.xlarge", "g6.xlarge"]'}),
+    "gpu": (
+        "prod",
+        {"VSR_STACK_ACCELERATOR": "gpu", "VSR_STACK_COMPUTE__INSTANCE_TYPES": '["g5.xlarge", "g6.xlarge"]'},
+    ),
     "iam": (
         "dev",
         {

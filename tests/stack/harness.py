@@ -144,7 +144,9 @@ def stack_config(stack: str) -> dict[str, str]:
     """``Pulumi.<stack>.yaml``'s config as the CLI hands it to the program."""
     config = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]
     return {
-        key: json.dumps(value) if isinstance(value, dict | list) else str(value).lower()
+        key: json.dumps(value)
+        if isinstance(value, dict | list)
+        else str(value).lower()
         if isinstance(value, bool)
         else str(value)
         for key, value in config.items()

@@ -10,10 +10,10 @@ import botocore.session
 import pytest
 from botocore.model import Shape
 from botocore.validate import ParamValidator
-from vsr_client.contract import BAD_INPUT_EXIT_CODES
 
 from stack.settings import ACCELERATOR_PROFILES, Accelerator
 from tests.stack.conftest import Program
+from vsr_client.contract import BAD_INPUT_EXIT_CODES
 
 BATCH = botocore.session.get_session().get_service_model("batch")
 CE = "aws:batch/computeEnvironment:ComputeEnvironment"
@@ -138,7 +138,12 @@ def test_each_queue_runs_on_its_own_compute_environment(program: Program) -> Non
 
 @pytest.mark.parametrize(
     ("variant", "accelerator", "instance_types"),
-    [("prod", "inf1", ["inf1.xlarge"]), ("inf2", "inf2", ["inf2.xlarge"]), ("gpu", "gpu", ["g5.xlarge", "g6.xlarge"]), ("dev", "cpu", ["c6i.xlarge"])],
+    [
+        ("prod", "inf1", ["inf1.xlarge"]),
+        ("inf2", "inf2", ["inf2.xlarge"]),
+        ("gpu", "gpu", ["g5.xlarge", "g6.xlarge"]),
+        ("dev", "cpu", ["c6i.xlarge"]),
+    ],
 )
 def test_environments_use_the_accelerators_instances_and_ami(
     programs: dict[str, Program], variant: str, accelerator: str, instance_types: list[str]
@@ -174,7 +179,9 @@ def test_every_stage_runs_the_worker_with_the_manifest_parameter(program: Progra
     for stage in STAGES:
         c = _container(program, stage)
         assert c["command"] == ["vsr-worker", stage, "--manifest", "Ref::manifest"]
-        assert c["jobRoleArn"].endswith(":role/" + program.one("aws:iam/role:Role", c["jobRoleArn"].rsplit("/", 1)[-1])["name"])
+        assert c["jobRoleArn"].endswith(
+            ":role/" + program.one("aws:iam/role:Role", c["jobRoleArn"].rsplit("/", 1)[-1])["name"]
+        )
         log = c["logConfiguration"]
         assert log["logDriver"] == "awslogs" and log["options"]["awslogs-stream-prefix"] == stage
         assert log["options"]["awslogs-group"] == program.exports["batch_log_group"]
@@ -198,7 +205,9 @@ def test_retries_host_loss_and_stops_on_bad_input(program: Program) -> None:
 
 
 @pytest.mark.parametrize(("variant", "devices", "gpus"), [("prod", 1, 0), ("inf2", 1, 0), ("gpu", 0, 1), ("dev", 0, 0)])
-def test_upscale_gets_the_accelerator_devices(programs: dict[str, Program], variant: str, devices: int, gpus: int) -> None:
+def test_upscale_gets_the_accelerator_devices(
+    programs: dict[str, Program], variant: str, devices: int, gpus: int
+) -> None:
     p = programs[variant]
     up = _container(p, "upscale")
     mapped = up["linuxParameters"].get("devices", [])

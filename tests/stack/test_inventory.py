@@ -128,4 +128,6 @@ def test_worker_image_is_built_from_the_accelerator_dockerfile(prod: Program) ->
     assert image["push"] is True
     assert image["platforms"] == ["linux/amd64"]
     assert image["tags"][0].endswith(":inf1")
-    assert image["registries"][0]["address"].endswith(".amazonaws.com/" + image["tags"][0].split("/", 1)[1].split(":")[0])
+    assert image["registries"][0]["address"].endswith(
+        ".amazonaws.com/" + image["tags"][0].split("/", 1)[1].split(":")[0]
+    )

@@ -47,20 +47,26 @@ def test_bucket_policy_denies_plain_http(program: Program) -> None:
 
 
 def test_bucket_is_encrypted_by_default(program: Program) -> None:
-    sse = program.inputs(
-        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
-    )["rules"]
+    sse = program.inputs("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")[
+        "rules"
+    ]
     assert sse[0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] in ("AES256", "aws:kms")
 
 
 def test_lifecycle_expires_intermediates_and_aborts_multipart_uploads(prod: Program, dev: Program) -> None:
     for p, days in ((prod, 7), (dev, 1)):
-        rules = {r["id"]: r for r in p.inputs("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")["rules"]}
+        rules = {
+            r["id"]: r for r in p.inputs("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")["rules"]
+        }
         jobs = rules["expire-intermediates"]
-        assert jobs["status"] == "Enabled" and jobs["filter"]["prefix"] == "jobs/" and jobs["expiration"]["days"] == days
+        assert (
+            jobs["status"] == "Enabled" and jobs["filter"]["prefix"] == "jobs/" and jobs["expiration"]["days"] == days
+        )
         abort = rules["abort-incomplete-multipart-uploads"]
         assert abort["status"] == "Enabled" and abort["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 1
-    assert "expire-outputs" not in {r["id"] for r in prod.inputs("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")["rules"]}
+    assert "expire-outputs" not in {
+        r["id"] for r in prod.inputs("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")["rules"]
+    }
 
 
 def test_every_route_exists_and_is_a_lambda_proxy(program: Program) -> None:
@@ -71,7 +77,10 @@ def test_every_route_exists_and_is_a_lambda_proxy(program: Program) -> None:
     for integration in program.of_type("aws:apigateway/integration:Integration"):
         i = integration["inputs"]
         assert i["type"] == "AWS_PROXY" and i["integrationHttpMethod"] == "POST"
-        assert re.fullmatch(r"arn:aws:apigateway:[^/]+/functions/arn:aws:lambda:.+:function/vsr-\w+-api/invocations", i["uri"])
+        assert re.fullmatch(
+            r"arn:aws:apigateway:[\w-]+:lambda:path/2015-03-31/functions/arn:aws:lambda:.+:function/vsr-\w+-api/invocations",
+            i["uri"],
+        )
 
 
 def test_api_key_mode_requires_a_key_on_every_method(prod: Program) -> None:
@@ -151,9 +160,9 @@ def test_lambda_submits_only_to_this_stacks_queues_and_definitions(prod: Program
     queues = {prod.exports["queue_spot"], prod.exports["queue_on_demand"]}
     defs = {prod.exports[f"job_definition_{s}"].rsplit(":", 1)[0] for s in ("split", "upscale", "merge")}
     assert set(submit[0]["Resource"]) == queues | defs | {f"{d}:*" for d in defs}
-    stop = [st for st in _statements(doc) if "batch:TerminateJob" in _as_list(st["Action"])][0]
+    stop = next(st for st in _statements(doc) if "batch:TerminateJob" in _as_list(st["Action"]))
     assert stop["Resource"] == ["arn:aws:batch:us-east-1:123456789012:job/*"]
-    table = [st for st in _statements(doc) if any(a.startswith("dynamodb:") for a in _as_list(st["Action"]))][0]
+    table = next(st for st in _statements(doc) if any(a.startswith("dynamodb:") for a in _as_list(st["Action"])))
     assert all(":table/vsr-prod-jobs" in r for r in table["Resource"])
     s3 = [r for st in _statements(doc) for r in _as_list(st["Resource"]) if r.startswith("arn:aws:s3:::")]
     bucket_arn = f"arn:aws:s3:::{prod.exports['bucket']}"

@@ -61,7 +61,11 @@ def test_environment_overrides_pulumi_config(monkeypatch: pytest.MonkeyPatch) ->
     ("config", "key", "words"),
     [
         ({"vsr:accelerator": "inf3"}, "vsr:accelerator", "'inf1', 'inf2', 'gpu' or 'cpu'"),
-        ({"vsr:compute": json.dumps({"max_vcpus_spot": 0})}, "vsr:compute.max_vcpus_spot", "greater than or equal to 1"),
+        (
+            {"vsr:compute": json.dumps({"max_vcpus_spot": 0})},
+            "vsr:compute.max_vcpus_spot",
+            "greater than or equal to 1",
+        ),
         (
             {"vsr:accelerator": "inf1", "vsr:compute": json.dumps({"instance_types": ["g5.xlarge"]})},
             "vsr:compute.instance_types",
@@ -88,7 +92,11 @@ def test_environment_overrides_pulumi_config(monkeypatch: pytest.MonkeyPatch) ->
         ({"vsr:storage": json.dumps({"input_prefix": "../x/"})}, "vsr:storage.input_prefix", "relative key prefix"),
         ({"vsr:monitoring": json.dumps({"log_retention_days": 2})}, "vsr:monitoring.log_retention_days", "retention"),
         ({"vsr:api": json.dumps({"auth": "cognito"})}, "vsr:api.auth", "'apikey' or 'iam'"),
-        ({"vsr:api": json.dumps({"throttle_rate_limit": 50, "throttle_burst_limit": 5})}, "vsr:api.throttle_burst_limit", "at least"),
+        (
+            {"vsr:api": json.dumps({"throttle_rate_limit": 50, "throttle_burst_limit": 5})},
+            "vsr:api.throttle_burst_limit",
+            "at least",
+        ),
         ({"vsr:api": json.dumps({"max_request_bytes": 65536})}, "vsr:api.max_request_bytes", "less than or equal"),
         ({"vsr:network": json.dumps({"vpc_id": "vpc-0123456789abcdef0"})}, "vsr:network.subnet_ids", "required"),
         ({"vsr:worker_image": json.dumps({"uri": "not an image"})}, "vsr:worker_image.uri", "match pattern"),
