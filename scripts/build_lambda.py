@@ -70,6 +70,11 @@ def clean_tree(root: Path) -> None:
         elif path.is_file() and (path.suffix == ".pyc" or path.name in DROP_FILES):
             path.unlink()
     shutil.rmtree(root / "bin", ignore_errors=True)
+    # RECORD lists the dropped files with their (host-specific) hashes: drop those lines too.
+    for record in root.glob("*.dist-info/RECORD"):
+        lines = record.read_text().splitlines(keepends=True)
+        kept = [ln for ln in lines if ln.split(",", 1)[0].rsplit("/", 1)[-1] not in DROP_FILES]
+        record.write_text("".join(kept))
 
 
 def split_layer(staging: Path, layer_root: Path) -> None:

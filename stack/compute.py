@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from stack.settings import Accelerator, StackSettings, StageResources
+from stack.settings import StackSettings, StageResources
 from vsr_client.contract import BAD_INPUT_EXIT_CODES
 from vsr_client.jobgraph import WORKER_COMMAND
 
@@ -281,7 +281,3 @@ class Batch(pulumi.ComponentResource):
                 **{f"job_definition_{k}": v.arn for k, v in self.job_definitions.items()},
             }
         )
-
-
-def uses_neuron(accelerator: Accelerator) -> bool:
-    return accelerator in (Accelerator.INF1, Accelerator.INF2)

@@ -403,7 +403,9 @@ class StackSettings(BaseSettings):
         validate_default=True,
     )
 
-    accelerator: Accelerator = Field(default=Accelerator.CPU, description="inf1 | inf2 | gpu | cpu")
+    accelerator: Accelerator = Field(
+        default=Accelerator.CPU, description="the upscale hardware: inf1, inf2, gpu or cpu"
+    )
     # Nested defaults are validated like given values (an unbuilt Lambda archive is reported).
     compute: ComputeSettings = Field(default_factory=dict)
     storage: StorageSettings = Field(default_factory=dict)
@@ -448,9 +450,9 @@ class StackSettings(BaseSettings):
                 raise SettingValueError(
                     "compute.instance_types", "Inferentia types must have the same number of Neuron devices"
                 )
-            for t, s in zip(self.instance_types, specs, strict=False):
+            for t in self.instance_types:
                 # Devices are mapped statically: two upscale jobs on one host would share them.
-                if _fits_count(up, s) > 1:
+                if t in INSTANCE_SPECS and _fits_count(up, INSTANCE_SPECS[t]) > 1:
                     raise SettingValueError(
                         "compute.upscale", f"two upscale jobs fit on one {t}; ask for more than half its vCPUs"
                     )

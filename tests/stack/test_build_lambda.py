@@ -30,6 +30,9 @@ def _install_tree(root: Path, mtime: int) -> None:
         "vsr_api/__pycache__/handler.cpython-311.pyc": "junk",
         "vsr_api-0.1.0.dist-info/direct_url.json": '{"url": "file:///home/someone/vsr"}',
         "vsr_api-0.1.0.dist-info/METADATA": "Name: vsr-api\n",
+        "vsr_api-0.1.0.dist-info/RECORD": (
+            f"vsr_api/handler.py,sha256=abc,30\nvsr_api-0.1.0.dist-info/direct_url.json,sha256={mtime},40\n"
+        ),
         "pydantic/__init__.py": "",
         "av/__init__.py": "",
         "av/_core.cpython-311-x86_64-linux-gnu.so": "elf",
@@ -67,6 +70,8 @@ def test_pyav_goes_to_the_layer_under_python(build_lambda: ModuleType, tmp_path:
     assert names == sorted(names)
     assert "vsr_api/handler.py" in names and "pydantic/__init__.py" in names
     assert not [n for n in names if n.startswith(("av", "bin/")) or n.endswith((".pyc", "direct_url.json"))]
+    record = zipfile.ZipFile(function_zip).read("vsr_api-0.1.0.dist-info/RECORD").decode()
+    assert record == "vsr_api/handler.py,sha256=abc,30\n"
 
 
 def test_archives_are_byte_identical_whatever_the_file_times(build_lambda: ModuleType, tmp_path: Path) -> None:

@@ -103,6 +103,11 @@ def test_environment_overrides_pulumi_config(monkeypatch: pytest.MonkeyPatch) ->
         ({"vsr:compute": json.dumps({"ami_id": "ami-XYZ"})}, "vsr:compute.ami_id", "match pattern"),
         ({"vsr:acelerator": "gpu"}, "vsr:acelerator", "unknown setting"),
         ({"vsr:compute": json.dumps({"max_vcpu": 4})}, "vsr:compute.max_vcpu", "Extra inputs"),
+        (
+            {"vsr:accelerator": "inf2", "vsr:compute": json.dumps({"instance_types": ["inf2.new", "inf2.8xlarge"]})},
+            "vsr:compute.upscale",
+            "two upscale jobs fit on one inf2.8xlarge",
+        ),
     ],
 )
 def test_invalid_config_names_the_key(config: dict[str, str], key: str, words: str) -> None:
@@ -145,3 +150,11 @@ def test_invalid_config_fails_the_program_with_the_message(programs: dict[str, P
     assert p.error["message"].startswith("invalid stack settings:")
     assert "vsr:compute.max_vcpus_spot: Input should be greater than or equal to 1 (got '0')" in p.error["message"]
     assert [r for r in p.resources if r["custom"]] == []
+
+
+def test_the_running_stacks_config_is_read_from_pulumis_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stack.settings import pulumi_config
+
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"vsr:accelerator": "gpu", "aws:region": "us-west-2"}))
+    assert pulumi_config() == {"vsr:accelerator": "gpu"}
+    assert load_settings(pulumi_config()).accelerator is Accelerator.GPU
