@@ -103,14 +103,14 @@ ACCELERATOR_PROFILES: dict[Accelerator, AcceleratorProfile] = {
     Accelerator.INF1: AcceleratorProfile(
         instance_types=["inf1.xlarge"],
         image_type="ECS_AL2023",
-        ami_ssm_parameter="/aws/service/ecs/optimized-ami/amazon-linux-2023/neuron/recommended/image_id",
+        ami_ssm_parameter="/aws/service/ecs/optimized-ami/amazon-linux-2023/inf/recommended/image_id",
         upscale_vcpus=4,
         upscale_memory_mib=7000,
     ),
     Accelerator.INF2: AcceleratorProfile(
         instance_types=["inf2.xlarge"],
         image_type="ECS_AL2023",
-        ami_ssm_parameter="/aws/service/ecs/optimized-ami/amazon-linux-2023/neuron/recommended/image_id",
+        ami_ssm_parameter="/aws/service/ecs/optimized-ami/amazon-linux-2023/inf/recommended/image_id",
         upscale_vcpus=4,
         upscale_memory_mib=14000,
     ),

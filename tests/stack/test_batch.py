@@ -20,7 +20,7 @@ CE = "aws:batch/computeEnvironment:ComputeEnvironment"
 JQ = "aws:batch/jobQueue:JobQueue"
 JD = "aws:batch/jobDefinition:JobDefinition"
 STAGES = ("split", "upscale", "merge")
-NEURON_SSM = "/aws/service/ecs/optimized-ami/amazon-linux-2023/neuron/recommended/image_id"
+NEURON_SSM = "/aws/service/ecs/optimized-ami/amazon-linux-2023/inf/recommended/image_id"
 
 
 def _coerce(shape: Shape, value: Any) -> Any:
