@@ -254,6 +254,8 @@ class Batch(pulumi.ComponentResource):
                     type="container",
                     platform_capabilities=["EC2"],
                     container_properties=props,
+                    # Placeholder: every submit passes parameters={"manifest": <uri>}; a job
+                    # submitted without one fails fast on the bad-input exit codes.
                     parameters={MANIFEST_PARAMETER: "unset"},
                     retry_strategy=aws.batch.JobDefinitionRetryStrategyArgs(
                         attempts=s.compute.job_attempts,

@@ -14,6 +14,7 @@ from botocore.validate import ParamValidator
 from stack.settings import ACCELERATOR_PROFILES, Accelerator
 from tests.stack.conftest import Program
 from vsr_client.contract import BAD_INPUT_EXIT_CODES
+from vsr_client.jobgraph import build_job_graph
 
 BATCH = botocore.session.get_session().get_service_model("batch")
 CE = "aws:batch/computeEnvironment:ComputeEnvironment"
@@ -220,3 +221,25 @@ def test_upscale_gets_the_accelerator_devices(
         c = _container(p, stage)
         assert "devices" not in c["linuxParameters"]
         assert "GPU" not in {r["type"] for r in c["resourceRequirements"]}
+
+
+def test_the_lambdas_names_make_valid_submit_job_requests(prod: Program) -> None:
+    """What the API submits (jobgraph stages on the queues and definitions the stack hands it)."""
+    env = prod.inputs("aws:lambda/function:Function")["environment"]["variables"]
+    manifest = f"s3://{env['VSR_BUCKET']}/{env['VSR_WORK_PREFIX']}job-1/manifest.json"
+    ids: dict[str, str] = {}
+    for spec in build_job_graph(manifest, segments=4):
+        request = {
+            "jobName": f"vsr-job-1-{spec.name}",
+            "jobQueue": env["VSR_QUEUE_SPOT"],
+            "jobDefinition": env[f"VSR_JOB_DEFINITION_{spec.name.upper()}"],
+            "parameters": {"manifest": manifest},
+            "dependsOn": [{"jobId": ids[d]} for d in spec.depends_on],
+        }
+        if spec.array_size:
+            request["arrayProperties"] = {"size": spec.array_size}
+        _validate("SubmitJob", request)
+        ids[spec.name] = f"id-{spec.name}"
+        # The definition's command is the job graph's, with the manifest as a Batch parameter.
+        command = _container(prod, spec.name)["command"]
+        assert [request["parameters"]["manifest"] if c == "Ref::manifest" else c for c in command] == spec.command
