@@ -53,20 +53,22 @@ def worker_policy(bucket_arn: str, input_prefix: str, work_prefix: str, output_p
                 "Resource": [_objects(bucket_arn, work_prefix)],
             },
             {
+                # Get: a retried merge checks (HeadObject) whether its output already exists.
                 "Sid": "WriteOutputs",
                 "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
+                "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"],
                 "Resource": [_objects(bucket_arn, output_prefix)],
             },
-            {
-                "Sid": "ListOwnPrefixes",
-                "Effect": "Allow",
-                "Action": ["s3:ListBucket"],
-                "Resource": [bucket_arn],
-                "Condition": {"StringLike": {"s3:prefix": [f"{input_prefix}*", f"{work_prefix}*"]}},
-            },
+            _list_bucket(bucket_arn),
         ],
     }
+
+
+def _list_bucket(bucket_arn: str) -> dict[str, Any]:
+    """ListBucket on this bucket only, with no prefix condition: S3 answers a HeadObject of a
+    missing key with 404 only to callers allowed to list the bucket (403 otherwise), and the
+    stages' existence checks rely on that. It reveals key names in this bucket, no data."""
+    return {"Sid": "ListOwnBucket", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [bucket_arn]}
 
 
 def lambda_policy(
@@ -124,15 +126,7 @@ def lambda_policy(
                 "Action": ["s3:GetObject", "s3:DeleteObject"],
                 "Resource": [_objects(bucket_arn, output_prefix)],
             },
-            {
-                "Sid": "ListOwnPrefixes",
-                "Effect": "Allow",
-                "Action": ["s3:ListBucket"],
-                "Resource": [bucket_arn],
-                "Condition": {
-                    "StringLike": {"s3:prefix": [f"{p}*" for p in (input_prefix, work_prefix, output_prefix)]}
-                },
-            },
+            _list_bucket(bucket_arn),
             {
                 "Sid": "JobTable",
                 "Effect": "Allow",

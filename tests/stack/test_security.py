@@ -146,7 +146,13 @@ def test_worker_role_reaches_only_its_bucket_prefixes(prod: Program) -> None:
     assert grants["ReadWriteIntermediates"]["Resource"] == [f"{bucket_arn}/jobs/*"]
     assert "s3:PutObject" in grants["ReadWriteIntermediates"]["Action"]
     assert grants["WriteOutputs"]["Resource"] == [f"{bucket_arn}/outputs/*"]
-    assert "s3:GetObject" not in grants["WriteOutputs"]["Action"]
+    assert "s3:DeleteObject" not in grants["WriteOutputs"]["Action"]
+    assert grants["ListOwnBucket"] == {
+        "Sid": "ListOwnBucket",
+        "Effect": "Allow",
+        "Action": ["s3:ListBucket"],
+        "Resource": [bucket_arn],
+    }
     for st in _statements(doc):
         for res in _as_list(st["Resource"]):
             assert res == bucket_arn or res.startswith(f"{bucket_arn}/"), res
