@@ -158,7 +158,9 @@ class Batch(pulumi.ComponentResource):
             return aws.batch.ComputeEnvironment(
                 f"{name}-{kind}",
                 aws.batch.ComputeEnvironmentArgs(
-                    name=f"{name}-{kind}",
+                    # A prefix, not a fixed name: a replaced environment is created before the
+                    # old one is deleted (its queue moves over), which needs a fresh name.
+                    name_prefix=f"{name}-{kind}-",
                     type="MANAGED",
                     state="ENABLED",
                     compute_resources=aws.batch.ComputeEnvironmentComputeResourcesArgs(

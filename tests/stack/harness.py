@@ -48,7 +48,8 @@ def _outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """Plausible provider outputs for the attributes the program reads."""
     out = dict(inputs)
     out.setdefault("arn", _arn(typ, name))
-    physical = inputs.get("name") or f"{name}-1a2b3c"
+    # Physical name: given, or Pulumi's auto-name (prefix + random suffix).
+    physical = inputs.get("name") or f"{inputs.get('namePrefix') or name + '-'}1a2b3c"
     out.setdefault("name", physical)
     if typ == "aws:batch/jobDefinition:JobDefinition":
         prefix = f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/{physical}"
@@ -84,6 +85,7 @@ def _outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
 
 class Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        outputs = _outputs(args.typ, args.name, args.inputs)
         RESOURCES.append(
             {
                 "type": args.typ,
@@ -91,9 +93,10 @@ class Mocks(pulumi.runtime.Mocks):
                 "custom": bool(args.custom),
                 "parent": PARENTS.get((args.typ, args.name), ""),
                 "inputs": args.inputs,
+                "outputs": outputs,
             }
         )
-        return f"{args.name}-id", _outputs(args.typ, args.name, args.inputs)
+        return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
         CALLS.append({"token": args.token, "args": args.args})

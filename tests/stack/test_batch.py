@@ -79,7 +79,8 @@ def _register_job_definition(i: dict[str, Any]) -> dict[str, Any]:
 def _create_compute_environment(i: dict[str, Any]) -> dict[str, Any]:
     names = {"maxVcpus": "maxvCpus", "minVcpus": "minvCpus", "ec2Configurations": "ec2Configuration"}
     resources = {names.get(k, k): v for k, v in i["computeResources"].items()}
-    return {"computeEnvironmentName": i["name"], "type": i["type"], "state": i["state"], "computeResources": resources}
+    name = i.get("name") or i["namePrefix"] + "a1b2c3"  # Pulumi completes a prefix with a random suffix
+    return {"computeEnvironmentName": name, "type": i["type"], "state": i["state"], "computeResources": resources}
 
 
 def _create_job_queue(i: dict[str, Any]) -> dict[str, Any]:
@@ -123,18 +124,22 @@ def test_compute_environments_and_queues_are_valid_create_requests(program: Prog
 
 
 def test_each_queue_runs_on_its_own_compute_environment(program: Program) -> None:
-    envs = {ce["inputs"]["name"]: ce["inputs"] for ce in program.of_type(CE)}
-    queues = {jq["inputs"]["name"]: jq["inputs"] for jq in program.of_type(JQ)}
+    envs = {ce["outputs"]["arn"]: ce for ce in program.of_type(CE)}
+    queues = {jq["name"]: jq["inputs"] for jq in program.of_type(JQ)}
     assert len(envs) == len(queues) == 2
     for queue_name, queue in queues.items():
-        kind = queue_name.rsplit("-", 1)[-1] if queue_name.endswith("spot") else "on-demand"
+        kind = "spot" if queue_name.endswith("-spot") else "on-demand"
+        assert queue_name.endswith(f"-{kind}") and queue["name"] == queue_name
         (order,) = queue["computeEnvironmentOrders"]
-        env_name = order["computeEnvironment"].rsplit("/", 1)[-1]
-        assert env_name.endswith(kind) and env_name in envs
-        assert envs[env_name]["computeResources"]["type"] == ("SPOT" if kind == "spot" else "EC2")
+        env = envs[order["computeEnvironment"]]  # the queue references that environment's ARN
+        assert env["name"].endswith(f"-{kind}") and env["inputs"]["namePrefix"] == f"{env['name']}-"
+        assert env["inputs"]["computeResources"]["type"] == ("SPOT" if kind == "spot" else "EC2")
         assert queue["state"] == "ENABLED"
-    spot = next(e for e in envs.values() if e["computeResources"]["type"] == "SPOT")["computeResources"]
-    assert spot["allocationStrategy"] in ("SPOT_PRICE_CAPACITY_OPTIMIZED", "SPOT_CAPACITY_OPTIMIZED")
+    spot = next(e for e in envs.values() if e["inputs"]["computeResources"]["type"] == "SPOT")
+    assert spot["inputs"]["computeResources"]["allocationStrategy"] in (
+        "SPOT_PRICE_CAPACITY_OPTIMIZED",
+        "SPOT_CAPACITY_OPTIMIZED",
+    )
 
 
 @pytest.mark.parametrize(
