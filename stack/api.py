@@ -417,10 +417,10 @@ class Api(pulumi.ComponentResource):
                                 ],
                             )
                         ),
-                        visibility_config=visibility("vsr-max-body-size"),
+                        visibility_config=visibility(f"{name}-max-body-size"),
                     )
                 ],
-                visibility_config=visibility("vsr-api"),
+                visibility_config=visibility(name),
                 tags=args.tags,
             ),
             opts=child,

@@ -379,6 +379,8 @@ class WorkerImageSettings(_Model):
 
 
 class MonitoringSettings(_Model):
+    """Logs, alarms and where they are sent."""
+
     log_retention_days: int = Field(default=30, description="Lambda, API access and Batch job logs")
     alarm_email: str | None = Field(
         default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="subscribed to the alarm topic"
