@@ -1,0 +1,252 @@
+"""Secure by default: private encrypted TLS-only bucket, authenticated throttled API, scoped IAM."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from stack.api import ROUTES
+from stack.iam import RESOURCELESS_ACTIONS
+from tests.stack.conftest import Program
+
+DATA_OR_SUBMIT_PREFIXES = ("s3:", "dynamodb:", "batch:SubmitJob", "batch:TerminateJob", "batch:CancelJob")
+
+
+def _statements(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    st = doc["Statement"]
+    return st if isinstance(st, list) else [st]
+
+
+def _as_list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else [v]
+
+
+def _role_policy(p: Program, name: str) -> dict[str, Any]:
+    return json.loads(p.inputs("aws:iam/rolePolicy:RolePolicy", name)["policy"])
+
+
+def test_bucket_blocks_every_kind_of_public_access(program: Program) -> None:
+    block = program.inputs("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    for key in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"):
+        assert block[key] is True, key
+    assert program.inputs("aws:s3/bucketOwnershipControls:BucketOwnershipControls")["rule"] == {
+        "objectOwnership": "BucketOwnerEnforced"
+    }
+
+
+def test_bucket_policy_denies_plain_http(program: Program) -> None:
+    bucket_arn = f"arn:aws:s3:::{program.exports['bucket']}"
+    doc = json.loads(program.inputs("aws:s3/bucketPolicy:BucketPolicy")["policy"])
+    deny = [s for s in _statements(doc) if s["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(s)]
+    assert len(deny) == 1
+    assert deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny[0]["Principal"] == "*" and deny[0]["Action"] == "s3:*"
+    assert set(deny[0]["Resource"]) == {bucket_arn, f"{bucket_arn}/*"}
+    assert not [s for s in _statements(doc) if s["Effect"] == "Allow"], "the bucket policy only denies"
+
+
+def test_bucket_is_encrypted_by_default(program: Program) -> None:
+    sse = program.inputs("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")[
+        "rules"
+    ]
+    assert sse[0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] in ("AES256", "aws:kms")
+
+
+def test_lifecycle_expires_intermediates_and_aborts_multipart_uploads(prod: Program, dev: Program) -> None:
+    for p, days in ((prod, 7), (dev, 1)):
+        rules = {
+            r["id"]: r for r in p.inputs("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")["rules"]
+        }
+        jobs = rules["expire-intermediates"]
+        assert (
+            jobs["status"] == "Enabled" and jobs["filter"]["prefix"] == "jobs/" and jobs["expiration"]["days"] == days
+        )
+        abort = rules["abort-incomplete-multipart-uploads"]
+        assert abort["status"] == "Enabled" and abort["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 1
+    assert "expire-outputs" not in {
+        r["id"] for r in prod.inputs("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")["rules"]
+    }
+
+
+def test_every_route_exists_and_is_a_lambda_proxy(program: Program) -> None:
+    methods = program.of_type("aws:apigateway/method:Method")
+    assert sorted(m["inputs"]["httpMethod"] for m in methods) == sorted(m for _, m in ROUTES)
+    parts = {r["inputs"]["pathPart"] for r in program.of_type("aws:apigateway/resource:Resource")}
+    assert parts == {"jobs", "{id}", "uploads"}
+    for integration in program.of_type("aws:apigateway/integration:Integration"):
+        i = integration["inputs"]
+        assert i["type"] == "AWS_PROXY" and i["integrationHttpMethod"] == "POST"
+        assert re.fullmatch(
+            r"arn:aws:apigateway:[\w-]+:lambda:path/2015-03-31/functions/arn:aws:lambda:.+:function/vsr-\w+-api/invocations",
+            i["uri"],
+        )
+
+
+def test_api_key_mode_requires_a_key_on_every_method(prod: Program) -> None:
+    for m in prod.of_type("aws:apigateway/method:Method"):
+        assert m["inputs"]["apiKeyRequired"] is True, m["name"]
+        assert m["inputs"]["authorization"] == "NONE"
+    plan = prod.inputs("aws:apigateway/usagePlan:UsagePlan")
+    assert plan["throttleSettings"] == {"rateLimit": 20.0, "burstLimit": 40.0}
+    assert plan["quotaSettings"] == {"limit": 5000.0, "period": "DAY"}
+    assert plan["apiStages"][0]["stage"] == "prod"
+    key = prod.inputs("aws:apigateway/usagePlanKey:UsagePlanKey")
+    assert key["keyType"] == "API_KEY" and key["keyId"] == prod.exports["api_key_id"]
+
+
+def test_iam_mode_signs_every_method(programs: dict[str, Program]) -> None:
+    for m in programs["iam"].of_type("aws:apigateway/method:Method"):
+        assert m["inputs"]["authorization"] == "AWS_IAM", m["name"]
+
+
+def test_stage_is_prod_throttled_logged_and_size_limited(program: Program) -> None:
+    stage = program.inputs("aws:apigateway/stage:Stage")
+    assert stage["stageName"] == "prod"
+    assert stage["accessLogSettings"]["destinationArn"].startswith("arn:aws:logs:")
+    assert "$context.requestId" in stage["accessLogSettings"]["format"]
+    settings = program.inputs("aws:apigateway/methodSettings:MethodSettings")
+    assert settings["methodPath"] == "*/*"
+    assert settings["settings"]["throttlingRateLimit"] > 0 and settings["settings"]["throttlingBurstLimit"] > 0
+    acl = program.inputs("aws:wafv2/webAcl:WebAcl")
+    size = acl["rules"][0]["statement"]["sizeConstraintStatement"]
+    assert size["comparisonOperator"] == "GT" and size["size"] == 8192
+    assert size["fieldToMatch"]["body"]["oversizeHandling"] == "MATCH"
+    assert "block" in acl["rules"][0]["action"]
+    assoc = program.inputs("aws:wafv2/webAclAssociation:WebAclAssociation")
+    assert assoc["resourceArn"].endswith(f"/{program.one('aws:apigateway/stage:Stage')['name']}")
+
+
+def test_lambda_may_only_be_invoked_by_this_api(prod: Program) -> None:
+    perm = prod.inputs("aws:lambda/permission:Permission")
+    assert perm["principal"] == "apigateway.amazonaws.com"
+    assert perm["sourceArn"].startswith("arn:aws:execute-api:") and perm["sourceArn"].endswith("/prod/*/*")
+
+
+def test_no_policy_grants_data_or_batch_submit_actions_on_star(program: Program) -> None:
+    seen = 0
+    for name, doc in program.policies():
+        for st in _statements(doc):
+            if st["Effect"] != "Allow":
+                continue
+            seen += 1
+            actions = _as_list(st["Action"])
+            if "*" in _as_list(st["Resource"]):
+                assert set(actions) <= RESOURCELESS_ACTIONS, (name, actions)
+            assert not any(a in ("*", "s3:*", "dynamodb:*", "batch:*") for a in actions), (name, actions)
+    assert seen >= 10
+
+
+def test_worker_role_reaches_only_its_bucket_prefixes(prod: Program) -> None:
+    bucket_arn = f"arn:aws:s3:::{prod.exports['bucket']}"
+    doc = _role_policy(prod, "vsr-prod-batch-job-s3")
+    grants = {st["Sid"]: st for st in _statements(doc)}
+    assert grants["ReadInputs"]["Action"] == ["s3:GetObject"]
+    assert grants["ReadInputs"]["Resource"] == [f"{bucket_arn}/inputs/*"]
+    assert grants["ReadWriteIntermediates"]["Resource"] == [f"{bucket_arn}/jobs/*"]
+    assert "s3:PutObject" in grants["ReadWriteIntermediates"]["Action"]
+    assert grants["WriteOutputs"]["Resource"] == [f"{bucket_arn}/outputs/*"]
+    assert "s3:DeleteObject" not in grants["WriteOutputs"]["Action"]
+    assert grants["ListOwnBucket"] == {
+        "Sid": "ListOwnBucket",
+        "Effect": "Allow",
+        "Action": ["s3:ListBucket"],
+        "Resource": [bucket_arn],
+    }
+    for st in _statements(doc):
+        for res in _as_list(st["Resource"]):
+            assert res == bucket_arn or res.startswith(f"{bucket_arn}/"), res
+        assert all(a.startswith("s3:") for a in _as_list(st["Action"]))
+
+
+def test_lambda_submits_only_to_this_stacks_queues_and_definitions(prod: Program) -> None:
+    doc = _role_policy(prod, "vsr-prod-api-function")
+    submit = [st for st in _statements(doc) if "batch:SubmitJob" in _as_list(st["Action"])]
+    assert len(submit) == 1
+    queues = {prod.exports["queue_spot"], prod.exports["queue_on_demand"]}
+    defs = {prod.exports[f"job_definition_{s}"].rsplit(":", 1)[0] for s in ("split", "upscale", "merge")}
+    assert set(submit[0]["Resource"]) == queues | defs | {f"{d}:*" for d in defs}
+    stop = next(st for st in _statements(doc) if "batch:TerminateJob" in _as_list(st["Action"]))
+    assert stop["Resource"] == ["arn:aws:batch:us-east-1:123456789012:job/*"]
+    table = next(st for st in _statements(doc) if any(a.startswith("dynamodb:") for a in _as_list(st["Action"])))
+    assert all(":table/vsr-prod-jobs" in r for r in table["Resource"])
+    s3 = [r for st in _statements(doc) for r in _as_list(st["Resource"]) if r.startswith("arn:aws:s3:::")]
+    bucket_arn = f"arn:aws:s3:::{prod.exports['bucket']}"
+    assert set(s3) == {bucket_arn, f"{bucket_arn}/inputs/*", f"{bucket_arn}/jobs/*", f"{bucket_arn}/outputs/*"}
+
+
+def test_lambda_environment_names_the_stack(prod: Program) -> None:
+    env = prod.inputs("aws:lambda/function:Function")["environment"]["variables"]
+    e = prod.exports
+    assert env == {
+        "VSR_BUCKET": e["bucket"],
+        "VSR_TABLE": e["table"],
+        "VSR_QUEUE_SPOT": e["queue_spot"],
+        "VSR_QUEUE_ON_DEMAND": e["queue_on_demand"],
+        "VSR_JOB_DEFINITION_SPLIT": e["job_definition_split"],
+        "VSR_JOB_DEFINITION_UPSCALE": e["job_definition_upscale"],
+        "VSR_JOB_DEFINITION_MERGE": e["job_definition_merge"],
+        "VSR_INPUT_PREFIX": "inputs/",
+        "VSR_OUTPUT_PREFIX": "outputs/",
+        "VSR_WORK_PREFIX": "jobs/",
+        "VSR_MAX_INPUT_BYTES": "21474836480",
+        "VSR_MAX_DURATION_SECONDS": "14400",
+        "VSR_SEGMENT_TIME_MIN": "10.0",
+        "VSR_SEGMENT_TIME_MAX": "300.0",
+        "VSR_DEFAULT_MODEL": "bicubic",
+        "VSR_JOB_TTL_DAYS": "90",
+    }
+
+
+def test_lambda_runs_the_api_package_from_the_built_archives(prod: Program) -> None:
+    fn = prod.inputs("aws:lambda/function:Function")
+    assert fn["runtime"] == "python3.11" and fn["handler"] == "vsr_api.handler.handler"
+    assert fn["code"] == {"__file__": prod.archives["VSR_STACK_API__FUNCTION_ARCHIVE"]}
+    layer = prod.inputs("aws:lambda/layerVersion:LayerVersion")
+    assert layer["code"] == {"__file__": prod.archives["VSR_STACK_API__LAYER_ARCHIVE"]}
+    assert layer["compatibleRuntimes"] == ["python3.11"]
+    assert fn["loggingConfig"]["logGroup"] == "/aws/lambda/vsr-prod-api"
+    logs = {g["inputs"].get("name"): g["inputs"] for g in prod.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    assert logs["/aws/lambda/vsr-prod-api"]["retentionInDays"] == 90
+
+
+def test_instances_use_imdsv2_and_encrypted_disks(program: Program) -> None:
+    lt = program.inputs("aws:ec2/launchTemplate:LaunchTemplate")
+    assert lt["metadataOptions"]["httpTokens"] == "required"
+    ebs = lt["blockDeviceMappings"][0]["ebs"]
+    assert ebs["encrypted"] == "true" and ebs["volumeType"] == "gp3" and ebs["volumeSize"] >= 30
+    sg = program.of_type("aws:ec2/securityGroup:SecurityGroup")
+    assert all(not g["inputs"].get("ingress") for g in sg)
+
+
+def test_job_table_keys_ttl_billing_and_recovery(prod: Program, dev: Program) -> None:
+    for p, pitr in ((prod, True), (dev, False)):
+        t = p.inputs("aws:dynamodb/table:Table")
+        assert t["hashKey"] == "job_id" and t["attributes"] == [{"name": "job_id", "type": "S"}]
+        assert t["ttl"] == {"attributeName": "expires_at", "enabled": True}
+        assert t["billingMode"] == "PAY_PER_REQUEST"
+        assert t["pointInTimeRecovery"]["enabled"] is pitr
+        assert t["serverSideEncryption"]["enabled"] is True
+        assert t["deletionProtectionEnabled"] is pitr
+
+
+def test_ecr_scans_on_push_and_expires_old_images(prod: Program) -> None:
+    repo = prod.inputs("aws:ecr/repository:Repository")
+    assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
+    rules = json.loads(prod.inputs("aws:ecr/lifecyclePolicy:LifecyclePolicy")["policy"])["rules"]
+    assert {r["selection"]["countType"] for r in rules} == {"sinceImagePushed", "imageCountMoreThan"}
+
+
+def test_alarms_watch_failed_jobs_and_lambda_errors(prod: Program) -> None:
+    alarms = {a["name"]: a["inputs"] for a in prod.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    failed = alarms["vsr-prod-monitoring-failed-jobs"]
+    assert failed["metricName"] == "TriggeredRules" and failed["threshold"] == 3
+    assert alarms["vsr-prod-monitoring-lambda-errors"]["dimensions"]["FunctionName"].startswith("vsr-prod-api")
+    topic = prod.one("aws:sns/topic:Topic")["name"]
+    assert all(any(topic in arn for arn in a["alarmActions"]) for a in alarms.values())
+    pattern = json.loads(prod.inputs("aws:cloudwatch/eventRule:EventRule")["eventPattern"])
+    assert pattern["detail"]["status"] == ["FAILED"]
+    assert set(pattern["detail"]["jobQueue"]) == {prod.exports["queue_spot"], prod.exports["queue_on_demand"]}
+    assert prod.inputs("aws:sns/topicSubscription:TopicSubscription")["endpoint"] == "ops@example.com"
+    widgets = json.loads(prod.inputs("aws:cloudwatch/dashboard:Dashboard")["dashboardBody"])["widgets"]
+    assert len(widgets) >= 3
