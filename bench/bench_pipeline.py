@@ -131,9 +131,11 @@ def chunks_as_parts(work: Path) -> None:
     tb = Fraction(index["time_base"])
     for seg in index["segments"]:
         if not seg["chunk"]:
-            storage.write_json(layout.part_info(str(work), seg["index"]), {"index": seg["index"], "frames": 0})
+            storage.write_json(
+                layout.part_info(str(work), seg["index"]), {"index": seg["index"], "frames": 0, "parts": []}
+            )
             continue
-        part = layout.part(str(work), seg["index"])
+        part = layout.checkpoint(str(work), seg["index"], 0)
         Path(part).parent.mkdir(parents=True, exist_ok=True)
         n = 0
         with av.open(seg["chunk"]) as src, av.open(part, "w", format="mp4", options=mp4_options(tb)) as dst:

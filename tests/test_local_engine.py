@@ -71,7 +71,10 @@ def test_keep_work_leaves_every_intermediate(tmp_path, make_case):
     )
     assert proc.returncode == 0, proc.stderr
     assert (work / "manifest.json").exists() and (work / "split" / "index.json").exists()
-    assert sorted(p.name for p in (work / "upscaled").glob("*.mp4")) == ["seg_00000.mp4", "seg_00001.mp4"]
+    assert sorted(p.relative_to(work).as_posix() for p in (work / "upscaled").rglob("*.mp4")) == [
+        "upscaled/seg_00000/p00000.mp4",
+        "upscaled/seg_00001/p00000.mp4",
+    ]
     assert (work / "result.json").exists()
 
 

@@ -125,3 +125,12 @@ def test_inference_job_leaves_no_intermediates_and_merge_is_idempotent(make_case
     before = (out.stat().st_mtime_ns, out.read_bytes())
     assert cli.main(["merge", "--manifest", str(work / "manifest.json")]) == 0  # a retried merge
     assert (out.stat().st_mtime_ns, out.read_bytes()) == before
+
+
+def test_small_checkpoints_give_the_same_frames(make_case, tmp_path, monkeypatch):
+    """Parts of 7 frames (several per segment) join into the same frame-exact result."""
+    monkeypatch.setenv("VSR_CHECKPOINT_FRAMES", "7")
+    src = make_case("ntsc_bframes")
+    work = tmp_path / "job"
+    result = run_inline(src, tmp_path / "out.mp4", work, segment_time=2.0)
+    assert oracle.video_frame_times(Path(result["output"])) == oracle.video_frame_times(src)

@@ -35,12 +35,26 @@ def chunk(work: str, index: int, ext: str = "mp4") -> str:
     return join(work, "split", f"seg_{index:05d}.{ext}")
 
 
-def part(work: str, index: int) -> str:
-    return join(work, "upscaled", f"seg_{index:05d}.mp4")
-
-
 def part_info(work: str, index: int) -> str:
+    """Written when segment ``index`` is complete: its frame count and checkpoint parts."""
     return join(work, "upscaled", f"seg_{index:05d}.json")
+
+
+def checkpoint_dir(work: str, index: int) -> str:
+    return join(work, "upscaled", f"seg_{index:05d}")
+
+
+def checkpoint(work: str, index: int, number: int) -> str:
+    """Checkpoint part ``number`` of segment ``index`` (a few hundred encoded frames)."""
+    return join(checkpoint_dir(work, index), f"p{number:05d}.mp4")
+
+
+def checkpoint_info(work: str, index: int, number: int) -> str:
+    return join(checkpoint_dir(work, index), f"p{number:05d}.json")
+
+
+def debug(work: str, name: str) -> str:
+    return join(work, "debug", name)
 
 
 def progress(work: str, stage: str, index: int = 0) -> str:

@@ -7,7 +7,6 @@ in a background thread; a cancel stops the running stage's processes.
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -75,10 +74,7 @@ class LocalJobRunner:
             log.exception("local job crashed", extra={"job_id": job_id})
             run.state, run.reason = "failed", f"internal error: {exc}"
         else:
-            run.state = "succeeded"
-            if task != "debug":  # like the cloud worker: an inference job keeps no intermediates
-                for folder in ("split", "upscaled"):
-                    shutil.rmtree(work / folder, ignore_errors=True)
+            run.state = "succeeded"  # merge itself removed the intermediates of an inference job
         log.info("local job finished", extra={"job_id": job_id, "state": run.state})
 
     def observe(self, record: JobRecord) -> Observation:

@@ -50,8 +50,7 @@ def run_merge(manifest: Manifest) -> dict:
                 ErrorCode.STAGE_FAILED,
                 f"segment {seg['index']} holds {info['frames']} frames, expected {seg['frames']}",
             )
-        if info["frames"]:
-            parts.append(info["part"])
+        parts.extend(info["parts"])
     progress = ProgressWriter(manifest.work, "merge", total=split["frames"])
     output = manifest.output
     fmt = output_format(output)

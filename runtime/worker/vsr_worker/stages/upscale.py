@@ -2,15 +2,23 @@
 
 Output frames carry the source's exact timestamps (encoder time base = source time base).
 Decode, inference and encode run in three threads joined by bounded queues.
+
+Spot-safe: the frames are encoded into checkpoint parts of ``VSR_CHECKPOINT_FRAMES``
+frames, each stored (with a small JSON record after it) as soon as it is complete. A
+restarted attempt decodes past the frames of the parts already stored and carries on, and
+because part boundaries and encoder settings are fixed, the result is identical to an
+uninterrupted run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import os
 import time
 from fractions import Fraction
-from typing import Iterator, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 import av
 import torch
@@ -28,6 +36,9 @@ from vsr_worker.stages.common import load_split_index
 
 log = logging.getLogger(__name__)
 
+# Fault injection for tests of spot reclaim: exit abruptly after storing this many parts.
+FAULT_ENV = "VSR_FAULT_EXIT_AFTER_PARTS"
+
 
 def worker_threads() -> int:
     return max(1, int(os.environ.get("VSR_THREADS") or os.cpu_count() or 1))
@@ -37,6 +48,10 @@ def batch_size() -> int:
     return max(1, int(os.environ.get("VSR_BATCH", "4")))
 
 
+def checkpoint_frames() -> int:
+    return max(1, int(os.environ.get("VSR_CHECKPOINT_FRAMES", "240")))
+
+
 def run_upscale(manifest: Manifest, index: int) -> dict:
     split = load_split_index(manifest)
     segments = split["segments"]
@@ -44,28 +59,46 @@ def run_upscale(manifest: Manifest, index: int) -> dict:
         raise VsrError(ErrorCode.INVALID_ARGUMENT, f"segment index {index} outside 0..{len(segments) - 1}")
     seg = segments[index]
     info_uri = layout.part_info(manifest.work, index)
-    if storage.exists(info_uri) and storage.exists(layout.part(manifest.work, index)):
+    if storage.exists(info_uri):
         done = storage.read_json(info_uri)
         if done.get("frames") == seg["frames"]:
             log.info("segment %d already upscaled (%d frames): skipping", index, seg["frames"])
             return done
     progress = ProgressWriter(manifest.work, "upscale", index, total=seg["frames"])
-    if seg["frames"] == 0:
-        result = {"index": index, "frames": 0, "part": None}
-    else:
+    result: dict = {"index": index, "frames": 0, "parts": []}
+    if seg["frames"]:
         torch.set_num_threads(worker_threads())
         started = time.perf_counter()
-        frames, model_seconds = _upscale_chunk(manifest, seg, Fraction(split["time_base"]), progress)
-        timings = {"model_seconds": round(model_seconds, 4), "stage_seconds": round(time.perf_counter() - started, 4)}
+        done_parts = _stored_parts(manifest.work, index)
+        upscaler = _SegmentUpscaler(manifest, seg, Fraction(split["time_base"]), progress, done_parts)
+        parts = upscaler.run()
+        frames = sum(p["frames"] for p in parts)
         if frames != seg["frames"]:
             raise VsrError(
                 ErrorCode.STAGE_FAILED,
                 f"segment {index}: decoded {frames} owned frames, split counted {seg['frames']}",
             )
-        result = {"index": index, "frames": frames, "part": layout.part(manifest.work, index), **timings}
+        result = {
+            "index": index,
+            "frames": frames,
+            "parts": [p["part"] for p in parts],
+            "resumed_parts": len(done_parts),
+            "model_seconds": round(upscaler.model_seconds, 4),
+            "stage_seconds": round(time.perf_counter() - started, 4),
+        }
     storage.write_json(info_uri, result)
     progress.finish()
     return result
+
+
+def _stored_parts(work: str, index: int) -> List[dict]:
+    """Checkpoint parts a previous attempt stored, in order, up to the first gap."""
+    parts: List[dict] = []
+    for number in itertools.count():
+        uri = layout.checkpoint_info(work, index, number)
+        if not storage.exists(uri):
+            return parts
+        parts.append(storage.read_json(uri))
 
 
 def _owned_frames(
@@ -98,58 +131,157 @@ def _batches(frames: Iterator[av.VideoFrame], size: int) -> Iterator[list]:
         yield batch
 
 
-def _upscale_chunk(manifest: Manifest, seg: dict, tb: Fraction, progress: ProgressWriter) -> tuple[int, float]:
-    """Upscale the frames ``seg`` owns into its part; returns (frames, seconds in the model)."""
-    # Tiled, batched inference on the manifest's backend (docs/models.md); same contract as a model.
-    model = make_runner(manifest.model, manifest.scale, manifest.device)
-    scale = manifest.scale
-    count = 0
-    model_seconds = 0.0
-    with storage.input_file(seg["chunk"]) as chunk_path, av.open(str(chunk_path)) as src:
-        vs = primary_video_stream(src)
-        rate = vs.average_rate
-        with storage.output_file(layout.part(manifest.work, seg["index"])) as part_path:  # noqa: SIM117
-            with av.open(str(part_path), "w", format="mp4", options=mp4_options(tb)) as out:
-                decoded = threaded(_owned_frames(src, tb, seg["pts_lo"], seg["pts_hi"]), maxsize=8)
-                first = next(decoded, None)
-                if first is None:
-                    return 0, 0.0
-                spec = ColorSpec.of(first)
-                enc = add_video_encoder(
-                    out,
-                    manifest.encode,
-                    first.width * scale,
-                    first.height * scale,
-                    tb,
-                    rate,
-                    spec,
-                    color_primaries=int(first.color_primaries or 2),
-                    color_trc=int(first.color_trc or 2),
-                )
+class _PartWriter:
+    """One checkpoint part: an encoder and an MP4 that is stored whole or not at all."""
 
-                def encode(frame: Optional[av.VideoFrame]) -> None:
-                    for packet in enc.encode(frame):
-                        out.mux(packet)
+    def __init__(
+        self, uri: str, manifest: Manifest, source: av.VideoFrame, spec: ColorSpec, tb: Fraction, rate: Any
+    ) -> None:
+        """``source``: a decoded source frame, for the output size and colour tags."""
+        self.uri = uri
+        self.frames = 0
+        self._ctx = storage.output_file(uri)
+        path = self._ctx.__enter__()
+        self._out = av.open(str(path), "w", format="mp4", options=mp4_options(tb))
+        self._enc = add_video_encoder(
+            self._out,
+            manifest.encode,
+            source.width * manifest.scale,
+            source.height * manifest.scale,
+            tb,
+            rate,
+            spec,
+            color_primaries=int(source.color_primaries or 2),
+            color_trc=int(source.color_trc or 2),
+        )
 
-                sink = ThreadedSink(encode, maxsize=8)
+    @property
+    def pix_fmt(self) -> str:
+        return self._enc.codec_context.pix_fmt
 
-                def all_frames() -> Iterator[av.VideoFrame]:
-                    yield first
-                    yield from decoded
+    def encode(self, frame: Optional[av.VideoFrame]) -> None:
+        for packet in self._enc.encode(frame):
+            self._out.mux(packet)
+        if frame is not None:
+            self.frames += 1
 
+    def finish(self) -> None:
+        self.encode(None)
+        self._out.close()
+        self._ctx.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._out.close()
+        with contextlib.suppress(Exception):
+            self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+class _SegmentUpscaler:
+    def __init__(
+        self, manifest: Manifest, seg: dict, tb: Fraction, progress: ProgressWriter, done_parts: List[dict]
+    ) -> None:
+        self.manifest, self.seg, self.tb, self.progress = manifest, seg, tb, progress
+        self.parts = list(done_parts)
+        self.model_seconds = 0.0
+        self._writer: Optional[_PartWriter] = None
+        self._per_part = checkpoint_frames()
+        self._fault_after = int(os.environ.get(FAULT_ENV) or 0)
+        self._stored_here = 0
+        self._sampled = False
+        self._new_part: Callable[[], _PartWriter]
+
+    def run(self) -> List[dict]:
+        index = self.seg["index"]
+        skip = sum(p["frames"] for p in self.parts)
+        if self.parts:
+            log.info("segment %d: resuming after %d stored part(s), skipping %d frame(s)", index, len(self.parts), skip)
+            self.progress.advance(skip)
+        if skip >= self.seg["frames"]:
+            return self.parts
+        # Tiled, batched inference on the manifest's backend (docs/models.md); same contract as a model.
+        model = make_runner(self.manifest.model, self.manifest.scale, self.manifest.device)
+        with storage.input_file(self.seg["chunk"]) as chunk_path, av.open(str(chunk_path)) as src:
+            rate = primary_video_stream(src).average_rate
+            owned = _owned_frames(src, self.tb, self.seg["pts_lo"], self.seg["pts_hi"])
+            decoded = threaded(itertools.islice(owned, skip, None), maxsize=8)  # skipped frames: decode only
+            first = next(decoded, None)
+            if first is None:
+                return self.parts
+            spec = ColorSpec.of(first)
+            self._new_part = lambda: _PartWriter(
+                layout.checkpoint(self.manifest.work, index, len(self.parts)),
+                self.manifest,
+                first,
+                spec,
+                self.tb,
+                rate,
+            )
+            self._writer = self._new_part()
+            pix_fmt = self._writer.pix_fmt
+            sink = ThreadedSink(self._encode, maxsize=8)
+            try:
                 with torch.inference_mode():
-                    for batch in _batches(all_frames(), batch_size()):
+                    for batch in _batches(itertools.chain([first], decoded), batch_size()):
                         x = torch.stack([frame_to_tensor(f, spec) for f in batch])
                         t = time.perf_counter()
                         y = model(x)
-                        model_seconds += time.perf_counter() - t
+                        self.model_seconds += time.perf_counter() - t
                         for src_frame, img in zip(batch, y):
-                            out_frame = tensor_to_frame(img, spec, enc.codec_context.pix_fmt)
+                            out_frame = tensor_to_frame(img, spec, pix_fmt)
                             out_frame.pts = src_frame.pts
-                            out_frame.time_base = tb
+                            out_frame.time_base = self.tb
                             sink.put(out_frame)
-                        count += len(batch)
-                        progress.advance(len(batch))
-                sink.put(None)  # flush the encoder
+                        self._debug_samples(batch, y)
+                        self.progress.advance(len(batch))
+                sink.put(None)
                 sink.close()
-    return count, model_seconds
+            finally:
+                if self._writer is not None:
+                    self._writer.abort()
+        return self.parts
+
+    def _encode(self, frame: Optional[av.VideoFrame]) -> None:
+        """Runs in the encoder thread: frames into the current part; a full part is stored."""
+        if frame is None:
+            if self._writer is not None and self._writer.frames:
+                self._store_part()
+            return
+        if self._writer is None:
+            self._writer = self._new_part()
+        assert self._writer is not None
+        self._writer.encode(frame)
+        if self._writer.frames >= self._per_part:
+            self._store_part()
+
+    def _store_part(self) -> None:
+        assert self._writer is not None
+        writer, self._writer = self._writer, None
+        writer.finish()
+        number = len(self.parts)
+        record = {"number": number, "frames": writer.frames, "part": writer.uri}
+        storage.write_json(layout.checkpoint_info(self.manifest.work, self.seg["index"], number), record)
+        self.parts.append(record)
+        self._stored_here += 1
+        if self._fault_after and self._stored_here >= self._fault_after:
+            log.warning("fault injection (%s): exiting after %d stored part(s)", FAULT_ENV, self._stored_here)
+            logging.shutdown()
+            os._exit(137)
+
+    def _debug_samples(self, batch: list, upscaled: torch.Tensor) -> None:
+        """task=debug: the segment's first frame before and after, as PNG."""
+        if self.manifest.task != "debug" or self._sampled:
+            return
+        self._sampled = True
+        index = self.seg["index"]
+        before = batch[0].to_ndarray(format="rgb24")
+        after = upscaled[0].detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+        for name, image in (("before", before), ("after", after)):
+            storage.write_bytes(layout.debug(self.manifest.work, f"seg_{index:05d}_{name}.png"), _png(image))
+
+
+def _png(rgb: Any) -> bytes:
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    codec = av.CodecContext.create("png", "w")
+    codec.width, codec.height, codec.pix_fmt = frame.width, frame.height, "rgb24"
+    return b"".join(bytes(p) for p in codec.encode(frame)) + b"".join(bytes(p) for p in codec.encode(None))
