@@ -32,6 +32,8 @@ MODEL_CACHE = "/opt/vsr/models"
 # Python each image must run: Inf1's torch-neuron stops at 3.10; torch-neuronx 2.9 needs 3.11+.
 PYTHON = {"cpu": "3.11", "gpu": "3.12", "neuron": "3.10", "neuronx": "3.11"}
 COMPILE = {"neuron": "neuron", "neuronx": "neuronx"}
+# The stack's accelerator names (stack settings: inf1/inf2/gpu/cpu); it passes ACCELERATOR as a build arg.
+ACCELERATOR = {"cpu": "cpu", "gpu": "gpu", "neuron": "inf1", "neuronx": "inf2"}
 # The framework each image pins, and the version it must be (None: any exact pin).
 FRAMEWORK = {
     "cpu": {"torch": None},
@@ -561,3 +563,15 @@ def test_dockerignore_keeps_local_state_out_of_the_context():
         assert entry in ignored, f".dockerignore misses {entry}"
     for needed in ("client", "runtime", "runtime/worker"):
         assert needed not in ignored
+
+
+def test_accelerator_build_arg_guards_against_the_wrong_dockerfile(image):
+    kind, df = image
+    expected = ACCELERATOR[kind]
+    assert df.global_args.get("ACCELERATOR") == expected, f"{kind}: ACCELERATOR default is not {expected}"
+    first = df.stages[0]
+    assert "ACCELERATOR" in first.args, f"{kind}: the first stage does not take ACCELERATOR"
+    guard = [r for r in first.runs() if r.startswith(f'test "{expected}" = "{expected}"') and "exit 1" in r]
+    assert guard, f"{kind}: no check that ACCELERATOR is {expected}"
+    label = [i.expanded for i in df.final.all("LABEL") if "vsr.accelerator=" in i.expanded]
+    assert label and f'vsr.accelerator="{expected}"' in label[0]
