@@ -43,6 +43,15 @@ class Accelerator(StrEnum):
     CPU = "cpu"
 
 
+# Which runtime/worker/Dockerfile.<flavour> serves each accelerator.
+WORKER_IMAGE_FLAVOURS = {
+    Accelerator.INF1: "neuron",
+    Accelerator.INF2: "neuronx",
+    Accelerator.GPU: "gpu",
+    Accelerator.CPU: "cpu",
+}
+
+
 class InstanceSpec(BaseModel):
     """What Batch can place on one instance type (the figures AWS publishes)."""
 
@@ -372,8 +381,11 @@ class WorkerImageSettings(_Model):
     )
     context: Path = Field(default=Path("."), description="build context, relative to the repository root")
     dockerfile: str = Field(
-        default="runtime/worker/Dockerfile.{accelerator}",
-        description="Dockerfile path relative to the repository root; {accelerator} is substituted",
+        default="runtime/worker/Dockerfile.{image}",
+        description=(
+            "Dockerfile path relative to the repository root; {image} is the worker image flavour of the"
+            " accelerator (inf1: neuron, inf2: neuronx, gpu, cpu), {accelerator} the accelerator itself"
+        ),
     )
     keep_images: int = Field(default=10, ge=1, le=1000, description="ECR lifecycle: tagged images kept")
 
@@ -495,7 +507,8 @@ class StackSettings(BaseSettings):
 
     @property
     def dockerfile(self) -> str:
-        return self.worker_image.dockerfile.format(accelerator=self.accelerator.value)
+        image = WORKER_IMAGE_FLAVOURS[self.accelerator]
+        return self.worker_image.dockerfile.format(accelerator=self.accelerator.value, image=image)
 
 
 def _family_check(accelerator: Accelerator):

@@ -124,10 +124,18 @@ def test_runs_do_not_leak_into_each_other(runs: dict[str, dict[str, Program]]) -
 
 def test_worker_image_is_built_from_the_accelerator_dockerfile(prod: Program) -> None:
     image = prod.inputs("docker-build:index:Image")
-    assert image["dockerfile"]["location"].endswith("runtime/worker/Dockerfile.inf1")
+    assert image["dockerfile"]["location"].endswith("runtime/worker/Dockerfile.neuron")
     assert image["push"] is True
     assert image["platforms"] == ["linux/amd64"]
     assert image["tags"][0].endswith(":inf1")
     assert image["registries"][0]["address"].endswith(
         ".amazonaws.com/" + image["tags"][0].split("/", 1)[1].split(":")[0]
     )
+
+
+def test_every_accelerator_has_its_worker_dockerfile() -> None:
+    from stack.settings import REPO_ROOT, WORKER_IMAGE_FLAVOURS, Accelerator
+
+    assert set(WORKER_IMAGE_FLAVOURS) == set(Accelerator)
+    for flavour in WORKER_IMAGE_FLAVOURS.values():
+        assert (REPO_ROOT / "runtime" / "worker" / f"Dockerfile.{flavour}").is_file(), flavour
