@@ -14,11 +14,14 @@ vsr_client.contract.ExitCode (64-66 for bad input, which Batch does not retry).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import sys
+import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from vsr_client.contract import DEFAULT_MODEL, DEFAULT_SEGMENT_TIME, ErrorCode, ExitCode, VsrError
 
@@ -132,20 +135,49 @@ def _dispatch(args: argparse.Namespace) -> int:
     from vsr_worker.stages.common import array_index, load_manifest
 
     manifest = load_manifest(args.manifest)
-    if args.command == "split":
-        from vsr_worker.stages.split import run_split
+    index = array_index(args.index) if args.command == "upscale" else 0
+    with _stage_log(manifest, args.command, index):
+        if args.command == "split":
+            from vsr_worker.stages.split import run_split
 
-        run_split(manifest)
-    elif args.command == "upscale":
-        from vsr_worker.stages.upscale import run_upscale
+            run_split(manifest)
+        elif args.command == "upscale":
+            from vsr_worker.stages.upscale import run_upscale
 
-        run_upscale(manifest, array_index(args.index))
-    elif args.command == "merge":
-        from vsr_worker.stages.merge import run_merge
+            run_upscale(manifest, index)
+        elif args.command == "merge":
+            from vsr_worker.stages.merge import run_merge
 
-        result = run_merge(manifest)
-        print(json.dumps(result))
+            print(json.dumps(run_merge(manifest)))
     return 0
+
+
+@contextlib.contextmanager
+def _stage_log(manifest, stage: str, index: int) -> Iterator[None]:
+    """task=debug: the stage's log and timing also go to <work>/debug/logs/ (success or not)."""
+    if manifest.task != "debug":
+        yield
+        return
+    from vsr_worker import layout, storage
+
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    started = time.perf_counter()
+    outcome = "failed"
+    try:
+        yield
+        outcome = "succeeded"
+    finally:
+        logging.getLogger().removeHandler(handler)
+        buffer.write(f"{stage}[{index}] {outcome} in {time.perf_counter() - started:.3f}s\n")
+        try:
+            storage.write_bytes(
+                layout.debug(manifest.work, f"logs/{stage}_{index:05d}.log"), buffer.getvalue().encode()
+            )
+        except Exception:  # the log is a courtesy: never hide the stage's own outcome
+            logging.getLogger(__name__).warning("could not store the debug log", exc_info=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

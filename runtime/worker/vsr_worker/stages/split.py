@@ -192,6 +192,8 @@ def _split(manifest: Manifest, info: VideoInfo, container: av.container.InputCon
         "frames": total,
         "segments": segments,
     }
+    if manifest.task == "debug":
+        storage.write_json(layout.debug(manifest.work, "probe.json"), info.to_json())
     storage.write_json(layout.split_index(manifest.work), index)
     progress.finish()
     log.info("split %s: %d frames into %d segments", manifest.source, total, plan.count)
