@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 from requests.adapters import BaseAdapter
 
 from tests.api.media import small_video
@@ -53,23 +51,6 @@ class HandlerAdapter(BaseAdapter):
 
     def close(self) -> None:
         pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_server():
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    requests.post(f"{url}/moto-api/config", json={"batch": {"use_docker": False}}, timeout=10)
-    yield url
-    server.stop()
 
 
 @pytest.fixture()

@@ -9,43 +9,30 @@ from pathlib import Path
 
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from tests import oracle
 from tests.api.moto_world import BUCKET, REGION, EndpointSession, FakeContext, World, build_world, proxy_event
 from tests.batch_emulator import BatchEmulator, python_worker_env
-from tests.test_client_moto_server import free_port
 from vsr_worker import storage
 
 CHECKPOINT_FRAMES = 10
 
 
-@pytest.fixture(scope="module")
-def moto_url():
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    requests.post(f"{url}/moto-api/config", json={"batch": {"use_docker": False}}, timeout=10)
-    yield url
-    server.stop()
-
-
 @pytest.fixture()
-def cloud(moto_url: str, monkeypatch: pytest.MonkeyPatch):
+def cloud(moto_server: str, monkeypatch: pytest.MonkeyPatch):
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": REGION,
-        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ENDPOINT_URL": moto_server,
         "VSR_CHECKPOINT_FRAMES": str(CHECKPOINT_FRAMES),
         "VSR_THREADS": "1",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     storage.reset_s3_client()
-    requests.post(f"{moto_url}/moto-api/reset", timeout=10)
-    world = build_world(EndpointSession(moto_url))
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
+    world = build_world(EndpointSession(moto_server))
     yield world, env
     storage.reset_s3_client()
 
