@@ -75,8 +75,10 @@ def test_param_parse_and_exact_bin_layout():
     assert weighted[0][1]["weight"].shape == (64, 3, 3, 3)
     assert weighted[-1][1]["weight"].shape == (48, 64, 3, 3)
     # The x2 file is the x4 network (identical weights) followed by a bicubic resize.
-    digests = {hashlib.sha256(ncnn_files(s)[1].read_bytes()).hexdigest() for s in ("realesr-animevideov3-x2",
-                                                                                     "realesr-animevideov3-x4")}
+    digests = {
+        hashlib.sha256(ncnn_files(s)[1].read_bytes()).hexdigest()
+        for s in ("realesr-animevideov3-x2", "realesr-animevideov3-x4")
+    }
     assert len(digests) == 1
     assert parse_param(ncnn_files("realesr-animevideov3-x2")[0])[-1].type == "Interp"
 

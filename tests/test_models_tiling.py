@@ -31,12 +31,12 @@ def frames():
 def test_plan_covers_every_pixel_once_with_valid_context(length, tile, overlap, fixed):
     spans = plan_axis(length, tile, overlap, fixed)
     sizes = {s.size for s in spans}
-    assert len(sizes) == 1 and max(sizes) <= max(tile, 1) or length <= tile
+    assert len(sizes) == 1 and max(sizes) <= (tile if length > tile else length)
     if fixed and length > tile:
         assert sizes == {tile}
     covered = []
     for s in spans:
-        assert 0 <= s.start and s.start + s.size <= length
+        assert s.start >= 0 and s.start + s.size <= length
         assert s.start <= s.keep_lo < s.keep_hi <= s.start + s.size
         if s.keep_lo > 0:  # an edge shared with a neighbour: at least `overlap` of context
             assert s.keep_lo - s.start >= overlap
