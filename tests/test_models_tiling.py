@@ -161,3 +161,11 @@ def test_channels_last_torch_path_matches(frames):
     plain = TiledRunner(TorchBackend(model), 2, 0, 0)(frames)
     cl = TiledRunner(TorchBackend(load_model("realesr-animevideov3", 2), channels_last=True), 2, 0, 0)(frames)
     assert float((plain - cl).abs().max()) <= 1e-5
+
+
+def test_configured_tiles_too_small_for_the_overlap_are_raised(monkeypatch):
+    monkeypatch.setenv("VSR_TILE", "40")
+    assert make_runner("realesr-animevideov3", 2, "cpu").tile == 4 * 19
+    monkeypatch.setenv("VSR_TILE", "0")
+    assert make_runner("realesr-animevideov3", 2, "cpu").tile == 0
+    assert make_runner("realesr-animevideov3", 2, "cpu", tile=50).tile == 50  # explicit: as asked
