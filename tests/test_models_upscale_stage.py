@@ -49,9 +49,14 @@ def test_run_with_realesr_animevideov3(tmp_path, monkeypatch):
     runner = make_runner("realesr-animevideov3", 2, "cpu", tile=0)
     with torch.inference_mode():
         ref = runner(torch.from_numpy(np.stack(inp)).permute(0, 3, 1, 2) / 255).permute(0, 2, 3, 1).numpy() * 255
-    bicubic = torch.nn.functional.interpolate(
-        torch.from_numpy(np.stack(inp)).permute(0, 3, 1, 2), scale_factor=2, mode="bicubic"
-    ).permute(0, 2, 3, 1).clamp(0, 255).numpy()
+    bicubic = (
+        torch.nn.functional.interpolate(
+            torch.from_numpy(np.stack(inp)).permute(0, 3, 1, 2), scale_factor=2, mode="bicubic"
+        )
+        .permute(0, 2, 3, 1)
+        .clamp(0, 255)
+        .numpy()
+    )
     got = np.stack(out)
     # the encoded result is the model's output (up to YUV 4:2:0 + x264 loss), not bicubic's
     assert _psnr(got, ref) > 27.0

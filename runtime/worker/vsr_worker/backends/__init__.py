@@ -148,8 +148,9 @@ def make_runner(
     if tile is None and device not in FIXED_SHAPE and 0 < settings.tile < MIN_TILE_PER_OVERLAP * overlap:
         # A tile barely larger than its margins multiplies the work (a 40 px tile with a 19 px
         # overlap keeps 2 px of 40): raise a configured tile rather than crawl.
-        log.warning("tile %d too small for overlap %d: using %d", settings.tile, overlap, MIN_TILE_PER_OVERLAP * overlap)
-        settings = TileSettings(MIN_TILE_PER_OVERLAP * overlap, settings.batch)
+        raised = MIN_TILE_PER_OVERLAP * overlap
+        log.warning("tile %d too small for overlap %d: using %d", settings.tile, overlap, raised)
+        settings = TileSettings(raised, settings.batch)
     backend = make_backend(model, scale, device, settings)
     return TiledRunner(backend, scale, settings.tile, overlap, settings.batch, pre_pad=info.pre_pad)
 
