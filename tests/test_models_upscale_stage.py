@@ -16,7 +16,7 @@ def _cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("VSR_MODEL_CACHE", str(tmp_path_factory.getbasetemp() / "model-cache"))
 
 
-def _video(path, w=96, h=64, n=4):
+def _video(path, w=96, h=64, n=3):
     yy, xx = np.mgrid[0:h, 0:w]
     with av.open(str(path), "w") as out:
         vs = out.add_stream("libx264", rate=25, options={"crf": "10"})
@@ -45,7 +45,7 @@ def test_run_with_realesr_animevideov3(tmp_path, monkeypatch):
     rc = main(["run", str(src), "-o", str(dst), "--model", "realesr-animevideov3", "--scale", "2", "-j", "1", "-q"])
     assert rc == 0
     inp, out = _rgb(src), _rgb(dst)
-    assert len(out) == len(inp) == 4 and out[0].shape == (128, 192, 3)
+    assert len(out) == len(inp) == 3 and out[0].shape == (128, 192, 3)
     runner = make_runner("realesr-animevideov3", 2, "cpu", tile=0)
     with torch.inference_mode():
         ref = runner(torch.from_numpy(np.stack(inp)).permute(0, 3, 1, 2) / 255).permute(0, 2, 3, 1).numpy() * 255
