@@ -8,7 +8,8 @@ Prints a report and writes bench/results/models.json. Takes a few minutes on 2 c
    8-bit image, PSNR on 8-bit RGB (the conversion proof; >= 80 dB required).
 2. Speed: frames/s of pure inference (the tiled runner with its default settings, frames
    already in memory) for realesr-animevideov3 x2 and x4 at 480x270 and 960x540 input, cpu
-   (torch fp32) and ncnn backends measured side by side, alternating, in one run.
+   (torch fp32) and ncnn backends measured side by side in one run (each in a fresh process,
+   one after the other for every configuration; median of the repetitions after a warm-up).
 3. Cost model: instance-seconds per second of 25 fps video and USD per hour of video on
    inf1.xlarge, inf2.xlarge and g5.xlarge. Those figures are ESTIMATES from MACs and an
    assumed sustained throughput (stated in the JSON), not measurements: no GPU or Inferentia
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -92,7 +94,7 @@ def fidelity(size: int) -> list:
         qa = np.round(np.clip(ours[:, c:-c, c:-c], 0, 1) * 255)
         qb = np.round(np.clip(theirs[:, c:-c, c:-c], 0, 1) * 255)
         mse = float(np.mean((qa - qb) ** 2))
-        psnr = float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+        psnr = float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
         rows.append(
             {
                 "model": name,
@@ -101,48 +103,51 @@ def fidelity(size: int) -> list:
                 "input": f"{s}x{s}",
                 "psnr_db": round(psnr, 2),
                 "max_abs_diff_8bit": int(np.abs(qa - qb).max()),
-                "pass": psnr >= 80.0,
+                "pass": bool(psnr >= 80.0),
             }
         )
         print(f"  {name:26s} x{scale}  {s}x{s}  PSNR {psnr:6.2f} dB  max |diff| {int(np.abs(qa - qb).max())} LSB")
     return rows
 
 
+def _time_one(dev: str, scale: int, w: int, h: int, reps: int) -> list:
+    """Seconds per frame of the tiled runner (run in a fresh process per backend)."""
+    runner = make_runner("realesr-animevideov3", scale, dev)
+    x = torch.rand(1, 3, h, w)
+    runner(x)  # warm-up
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        runner(x)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def speed(sizes: list, reps: int) -> list:
-    threads = torch.get_num_threads()
+    """Each backend in its own process (two OpenMP runtimes in one process disturb each other),
+    one after the other for every configuration, so both see the same machine."""
     rows = []
     for w, h in sizes:
-        x = torch.rand(1, 3, h, w)
         for scale in (2, 4):
-            runners = {}
+            times = {}
             for dev in ("cpu", "ncnn"):
-                runners[dev] = make_runner("realesr-animevideov3", scale, dev)
-                torch.set_num_threads(threads)  # the ncnn backend drops torch to 1 thread
-            times = {"cpu": [], "ncnn": []}
-            for dev in ("cpu", "ncnn"):  # warm-up
-                torch.set_num_threads(threads if dev == "cpu" else 1)
-                runners[dev](x)
-            for _ in range(reps):  # alternate, so both see the same machine load
-                for dev in ("cpu", "ncnn"):
-                    torch.set_num_threads(threads if dev == "cpu" else 1)
-                    t0 = time.perf_counter()
-                    runners[dev](x)
-                    times[dev].append(time.perf_counter() - t0)
-            torch.set_num_threads(threads)
+                cmd = [sys.executable, __file__, "--one", dev, str(scale), str(w), str(h), str(reps)]
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                times[dev] = json.loads(out.strip().splitlines()[-1])
             fps = {dev: 1.0 / float(np.median(t)) for dev, t in times.items()}
-            row = {
-                "model": "realesr-animevideov3",
-                "scale": scale,
-                "input": f"{w}x{h}",
-                "fps_cpu_torch_fp32": round(fps["cpu"], 3),
-                "fps_ncnn_cpu": round(fps["ncnn"], 3),
-                "ncnn_speedup": round(fps["ncnn"] / fps["cpu"], 2),
-                "reps": reps,
-                "tile": runners["cpu"].tile,
-                "seconds_cpu": [round(t, 3) for t in times["cpu"]],
-                "seconds_ncnn": [round(t, 3) for t in times["ncnn"]],
-            }
-            rows.append(row)
+            rows.append(
+                {
+                    "model": "realesr-animevideov3",
+                    "scale": scale,
+                    "input": f"{w}x{h}",
+                    "fps_cpu_torch_fp32": round(fps["cpu"], 3),
+                    "fps_ncnn_cpu": round(fps["ncnn"], 3),
+                    "ncnn_speedup": round(fps["ncnn"] / fps["cpu"], 2),
+                    "reps": reps,
+                    "seconds_cpu": [round(t, 3) for t in times["cpu"]],
+                    "seconds_ncnn": [round(t, 3) for t in times["ncnn"]],
+                }
+            )
             print(
                 f"  x{scale} {w}x{h}: cpu(torch) {fps['cpu']:.3f} fps   ncnn {fps['ncnn']:.3f} fps"
                 f"   ncnn/cpu {fps['ncnn'] / fps['cpu']:.2f}x"
@@ -216,7 +221,12 @@ def cost(speed_rows: list) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs, one repetition")
+    parser.add_argument("--one", nargs=5, metavar=("DEV", "SCALE", "W", "H", "REPS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        dev, scale, w, h, reps = args.one
+        print(json.dumps(_time_one(dev, int(scale), int(w), int(h), int(reps))))
+        return 0
     sizes = [(480, 270)] if args.quick else [(480, 270), (960, 540)]
     reps = 1 if args.quick else 2
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
