@@ -101,7 +101,7 @@ def fidelity(size: int) -> list:
                 "scale": scale,
                 "ncnn_file": stem,
                 "input": f"{s}x{s}",
-                "psnr_db": round(psnr, 2),
+                "psnr_db": round(psnr, 2) if np.isfinite(psnr) else None,  # None: identical 8-bit output
                 "max_abs_diff_8bit": int(np.abs(qa - qb).max()),
                 "pass": bool(psnr >= 80.0),
             }
