@@ -151,7 +151,10 @@ def make_runner(
         raised = MIN_TILE_PER_OVERLAP * overlap
         log.warning("tile %d too small for overlap %d: using %d", settings.tile, overlap, raised)
         settings = TileSettings(raised, settings.batch)
-    backend = make_backend(model, scale, device, settings)
+    # Neuron artefacts are compiled at image build (`vsr-worker models --compile`), never per
+    # segment: a missing one is an error unless VSR_NEURON_COMPILE=1 allows compiling it here.
+    compile_here = device == "jit" or os.environ.get("VSR_NEURON_COMPILE") == "1"
+    backend = make_backend(model, scale, device, settings, compile_if_missing=compile_here)
     return TiledRunner(backend, scale, settings.tile, overlap, settings.batch, pre_pad=info.pre_pad)
 
 
