@@ -170,3 +170,10 @@ def test_configured_tiles_too_small_for_the_overlap_are_raised(monkeypatch):
     monkeypatch.setenv("VSR_TILE", "0")
     assert make_runner("realesr-animevideov3", 2, "cpu").tile == 0
     assert make_runner("realesr-animevideov3", 2, "cpu", tile=50).tile == 50  # explicit: as asked
+
+
+def test_neuron_workers_load_compiled_artefacts_and_never_compile(tmp_path, monkeypatch):
+    monkeypatch.setenv("VSR_MODEL_CACHE", str(tmp_path))
+    monkeypatch.delenv("VSR_NEURON_COMPILE", raising=False)
+    with pytest.raises(RuntimeError, match="models --compile neuron"):
+        make_runner("realesr-animevideov3", 2, "neuron")
