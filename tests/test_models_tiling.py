@@ -110,6 +110,7 @@ def test_ncnn_backend_x2_route_for_a_model_without_an_x2_file():
     assert float((nc - cpu).abs().max()) <= TOL
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.* is deprecated in torch 2.x
 def test_fixed_shape_path_traced_with_jit(frames, tmp_path, monkeypatch):
     """The neuron code path (fixed tile, fixed batch, padding, compile-once cache) via torch.jit.trace."""
     monkeypatch.setenv("VSR_MODEL_CACHE", str(tmp_path))
@@ -172,6 +173,7 @@ def test_configured_tiles_too_small_for_the_overlap_are_raised(monkeypatch):
     assert make_runner("realesr-animevideov3", 2, "cpu", tile=50).tile == 50  # explicit: as asked
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_neuron_workers_load_compiled_artefacts_and_never_compile(tmp_path, monkeypatch):
     monkeypatch.setenv("VSR_MODEL_CACHE", str(tmp_path))
     monkeypatch.delenv("VSR_NEURON_COMPILE", raising=False)
