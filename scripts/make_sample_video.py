@@ -1,6 +1,6 @@
 """Write a small sample video (moving pattern + tone) for the demo, using PyAV only.
 
-python scripts/make_sample_video.py OUT.mp4 [--size 320x180] [--seconds 8] [--fps 25]
+    python scripts/make_sample_video.py OUT.mp4 [--size 320x180] [--seconds 8] [--fps 25]
 """
 
 from __future__ import annotations
