@@ -6,11 +6,14 @@ Prints a report and writes bench/results/models.json. Takes a few minutes on 2 c
 
 1. Fidelity: every converted model, PyTorch vs the ncnn CPU runtime on the same reflect-padded
    8-bit image, PSNR on 8-bit RGB (the conversion proof; >= 80 dB required).
-2. Speed: frames/s of pure inference (the tiled runner with its default settings, frames
+2. Quality: the demo sample, downscaled 2x then upscaled 2x by each model, PSNR/SSIM vs the
+   original (synthetic content: stripes, rings, a checkerboard; GAN-trained models are not
+   optimised for PSNR, so reported as measured).
+3. Speed: frames/s of pure inference (the tiled runner with its default settings, frames
    already in memory) for realesr-animevideov3 x2 and x4 at 480x270 and 960x540 input, cpu
    (torch fp32) and ncnn backends measured side by side in one run (each in a fresh process,
    one after the other for every configuration; median of the repetitions after a warm-up).
-3. Cost model: instance-seconds per second of 25 fps video and USD per hour of video on
+4. Cost model: instance-seconds per second of 25 fps video and USD per hour of video on
    inf1.xlarge, inf2.xlarge and g5.xlarge. Those figures are ESTIMATES from MACs and an
    assumed sustained throughput (stated in the JSON), not measurements: no GPU or Inferentia
    was available. The CPU line is derived from the speed measured here.
@@ -155,6 +158,50 @@ def speed(sizes: list, reps: int) -> list:
     return rows
 
 
+def _ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean SSIM over RGB channels (Gaussian window 11, sigma 1.5, images in [0, 1])."""
+    g = torch.exp(-((torch.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
+    w = (g[:, None] * g[None, :] / g.sum() ** 2).expand(3, 1, 11, 11)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, w, groups=3)
+
+    c1, c2 = 0.01**2, 0.03**2
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return float(s.mean())
+
+
+def quality(frames: int) -> list:
+    """Downscale the demo sample (2x area), upscale x2 with each model, compare with the original."""
+    import tempfile
+
+    import av
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from make_sample_video import make_sample
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "sample.mp4")
+        make_sample(path, 320, 180, seconds=1.0)
+        with av.open(path) as c:
+            imgs = [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), c.decode(video=0))]
+    hr = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 255
+    lr = F.interpolate(hr, scale_factor=0.5, mode="area")
+    rows = []
+    for name in ("bicubic", "realesr-animevideov3", "realesrgan-x4plus-anime", "realesrgan-x4plus"):
+        with torch.inference_mode():
+            sr = make_runner(name, 2, "cpu")(lr)
+        sr8, hr8 = torch.round(sr * 255) / 255, torch.round(hr * 255) / 255
+        mse = float(((sr8 - hr8) ** 2).mean())
+        row = {"model": name, "psnr_db": round(10 * np.log10(1.0 / mse), 2), "ssim": round(_ssim(sr8, hr8), 4)}
+        rows.append(row)
+        print(f"  {name:26s} x2  PSNR {row['psnr_db']:6.2f} dB  SSIM {row['ssim']:.4f}")
+    return rows
+
+
 def cost(speed_rows: list) -> dict:
     macs = MODELS["realesr-animevideov3"].macs_per_pixel
     out = {"assumptions": {}, "rows": []}
@@ -233,6 +280,8 @@ def main() -> int:
     print(f"models bench: torch {torch.__version__}, {os.cpu_count()} cores, load average {load}")
     print("fidelity (PyTorch vs ncnn CPU runtime, 8-bit RGB):")
     fid = fidelity(24 if args.quick else 48)
+    print("quality: demo sample (320x180, synthetic pattern) area-downscaled x2, upscaled x2, vs original:")
+    qual = quality(2 if args.quick else 4)
     print("pure inference speed, realesr-animevideov3 (frames/s):")
     spd = speed(sizes, reps)
     print("cost model (25 fps video; GPU/Neuron rows are estimates):")
@@ -247,6 +296,11 @@ def main() -> int:
             "load_average_at_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         },
         "fidelity": fid,
+        "quality": {
+            "content": "scripts/make_sample_video.py frames (synthetic stripes/rings/checkerboard, 320x180), "
+            "area-downscaled to 160x90, upscaled x2; PSNR/SSIM on 8-bit RGB vs the original. Not natural video.",
+            "rows": qual,
+        },
         "speed": spd,
         "cost": cst,
     }
