@@ -13,6 +13,7 @@ names the backend:
   CPU (how that path is tested without Inferentia);
 - ``auto``: cuda when a GPU is visible, else ncnn when the model has ncnn files, else cpu.
 
+``VSR_DEVICE``, when set, overrides ``device`` (e.g. ``VSR_DEVICE=ncnn vsr-worker run ...``).
 Tile size, overlap and tiles per batch default per backend (``DEFAULTS``) and can be set
 with VSR_TILE, VSR_TILE_OVERLAP and VSR_TILE_BATCH. The overlap defaults to the model's
 receptive field (capped at 32 for the deep RRDBNet models, whose theoretical field is
@@ -21,6 +22,7 @@ hundreds of pixels), which makes tiled output equal untiled output for realesr-a
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -33,6 +35,9 @@ from vsr_worker.models.registry import ModelInfo, load_model, model_info
 
 BACKENDS = ("cpu", "ncnn", "cuda", "neuron", "neuronx", "jit", "auto")
 MAX_DEFAULT_OVERLAP = 32
+MIN_TILE_PER_OVERLAP = 4  # configured tiles keep at least half of their width
+FIXED_SHAPE = ("neuron", "neuronx", "jit")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,7 @@ def make_runner(
 ) -> TiledRunner:
     """The tiled runner for ``model`` at ``scale`` on backend ``device`` (see module doc)."""
     info = model_info(model)
-    device = resolve_device(device, info)
+    device = resolve_device(os.environ.get("VSR_DEVICE") or device, info)
     base = DEFAULTS.get(device, DEFAULTS["cpu"])
     settings = TileSettings(
         tile=tile if tile is not None else (_env_int("VSR_TILE") if _env_int("VSR_TILE") is not None else base.tile),
@@ -140,7 +145,16 @@ def make_runner(
         overlap = _env_int("VSR_TILE_OVERLAP")
     if overlap is None:
         overlap = default_overlap(info, scale)
-    backend = make_backend(model, scale, device, settings)
+    if tile is None and device not in FIXED_SHAPE and 0 < settings.tile < MIN_TILE_PER_OVERLAP * overlap:
+        # A tile barely larger than its margins multiplies the work (a 40 px tile with a 19 px
+        # overlap keeps 2 px of 40): raise a configured tile rather than crawl.
+        raised = MIN_TILE_PER_OVERLAP * overlap
+        log.warning("tile %d too small for overlap %d: using %d", settings.tile, overlap, raised)
+        settings = TileSettings(raised, settings.batch)
+    # Neuron artefacts are compiled at image build (`vsr-worker models --compile`), never per
+    # segment: a missing one is an error unless VSR_NEURON_COMPILE=1 allows compiling it here.
+    compile_here = device == "jit" or os.environ.get("VSR_NEURON_COMPILE") == "1"
+    backend = make_backend(model, scale, device, settings, compile_if_missing=compile_here)
     return TiledRunner(backend, scale, settings.tile, overlap, settings.batch, pre_pad=info.pre_pad)
 
 

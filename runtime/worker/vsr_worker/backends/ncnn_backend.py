@@ -3,6 +3,7 @@
 On CPU it is 1.3-3x faster than torch fp32 on this project's 2-core machine; with
 ``VSR_NCNN_VULKAN=1`` it uses a Vulkan GPU where one exists. Routes that have no ncnn file
 (the RRDBNet models at x2) run the x4 file, then the same area downscale as the torch route.
+Creating this backend sets torch's intra-op threads to 1 (see ``__init__``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class NcnnBackend:
         self.net = ncnn.Net()
         self.net.opt.use_vulkan_compute = bool(vulkan)
         self.net.opt.num_threads = int(threads or torch.get_num_threads() or os.cpu_count() or 1)
+        # Two OpenMP pools (torch's and ncnn's) spinning against each other on a few cores
+        # slow both down several times: ncnn does the heavy work, torch only light glue.
+        # (ncnn's own openmp_blocktime stays at its default: 0 halves its speed.)
+        torch.set_num_threads(1)
         if self.net.load_param(str(param)) != 0 or self.net.load_model(str(binary)) != 0:
             raise RuntimeError(f"ncnn could not load {param} / {binary}")
         self.native = native

@@ -181,7 +181,7 @@ def load_model(name: str, scale: int, device: str = "cpu") -> torch.nn.Module:
     info = model_info(name)
     if scale not in info.scales:
         raise VsrError(ErrorCode.INVALID_SCALE, f"model {name} supports scales {info.scales}, not {scale}", "scale")
-    return info.build(scale).eval().to(device)
+    return info.build(scale).eval().requires_grad_(False).to(device)
 
 
 def convert_all(names: Optional[Tuple[str, ...]] = None, force: bool = False) -> Dict[str, str]:
