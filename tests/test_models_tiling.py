@@ -179,3 +179,27 @@ def test_neuron_workers_load_compiled_artefacts_and_never_compile(tmp_path, monk
     monkeypatch.delenv("VSR_NEURON_COMPILE", raising=False)
     with pytest.raises(RuntimeError, match="models --compile neuron"):
         make_runner("realesr-animevideov3", 2, "neuron")
+
+
+def test_neuronx_compile_marks_the_trace_lazy_before_saving(tmp_path, monkeypatch):
+    """torch_neuronx.lazy_load must run right after trace: the image build has no NeuronCore."""
+    import sys
+    import types
+
+    calls: list[str] = []
+    fake = types.ModuleType("torch_neuronx")
+
+    def trace(module, example):
+        calls.append("trace")
+        return torch.jit.trace(module, example, check_trace=False)
+
+    def lazy_load(traced, enable_lazy_load=True):
+        calls.append("lazy_load")
+
+    fake.trace, fake.lazy_load = trace, lazy_load
+    monkeypatch.setitem(sys.modules, "torch_neuronx", fake)
+    real_save = torch.jit.save
+    monkeypatch.setattr(torch.jit, "save", lambda m, f: (calls.append("save"), real_save(m, f))[1])
+    backend = NeuronBackend(torch.nn.Identity(), "m", 4, "neuronx", 16, 1, tmp_path)
+    assert calls == ["trace", "lazy_load", "save"]
+    assert backend.path.is_file()

@@ -33,7 +33,14 @@ def _compiler(kind: str) -> Callable[[nn.Module, torch.Tensor], nn.Module]:
     if kind == "neuronx":
         import torch_neuronx
 
-        return lambda m, ex: torch_neuronx.trace(m, ex)
+        def trace_neuronx(m: nn.Module, ex: torch.Tensor) -> nn.Module:
+            traced = torch_neuronx.trace(m, ex)
+            # Without lazy load, torch.jit.load puts the model on a NeuronCore at once, which
+            # fails on the image-build machine; it must be set before torch.jit.save.
+            torch_neuronx.lazy_load(traced)
+            return traced
+
+        return trace_neuronx
     if kind == "jit":
         return lambda m, ex: torch.jit.trace(m, ex, check_trace=False)
     raise ValueError(f"unknown compiler kind {kind!r}; expected one of {KINDS}")
