@@ -44,7 +44,9 @@ WORKER = [sys.executable, "-m", "vsr_worker"]
 
 def sh(cmd: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{cmd} failed:\n{proc.stderr[-2000:]}")
     return time.perf_counter() - start
 
 
@@ -112,7 +114,10 @@ def make_big_source(path: Path, size_gb: float) -> None:
 
 def write_manifest(src: Path, work: Path, out: Path, segment_time: float) -> str:
     info = probe(src)
+    # keep_intermediates: the merge is timed as the join alone; deleting the job's segments
+    # afterwards (what an inference job also does) is not part of what ffmpeg -c copy does.
     manifest = Manifest(
+        keep_intermediates=True,
         job_id="bench",
         source=str(src),
         work=str(work),
@@ -151,7 +156,7 @@ def chunks_as_parts(work: Path) -> None:
                     n += 1
         assert n == seg["frames"], (n, seg)
         storage.write_json(
-            layout.part_info(str(work), seg["index"]), {"index": seg["index"], "frames": seg["frames"], "part": part}
+            layout.part_info(str(work), seg["index"]), {"index": seg["index"], "frames": seg["frames"], "parts": [part]}
         )
 
 

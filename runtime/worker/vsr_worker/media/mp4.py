@@ -9,6 +9,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Optional
 
+DISCARD_ALL = 48  # AVDISCARD_ALL: a demuxer skips the data of streams marked with it
+
 # Upper bound of the sample-table bytes one sample costs in the moov atom (stsz 4, co64 8,
 # stts 8, ctts 8, stsc 12, stss 4), plus room per track and overall.
 _MOOV_BYTES_PER_SAMPLE = 48

@@ -18,14 +18,13 @@ import av
 
 from vsr_client.contract import ErrorCode, Manifest, VsrError
 from vsr_worker import layout, storage
-from vsr_worker.media.mp4 import mp4_options
+from vsr_worker.media.mp4 import DISCARD_ALL, mp4_options
 from vsr_worker.media.probe import open_video, primary_video_stream
 from vsr_worker.progress import ProgressWriter
 from vsr_worker.stages.common import load_split_index
 
 log = logging.getLogger(__name__)
 
-_DISCARD_ALL = 48  # AVDISCARD_ALL
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 
@@ -185,7 +184,7 @@ def _source_packets(source: av.container.InputContainer, streams: list, mapping:
     seq = 0
     for stream in source.streams:
         if stream not in streams:
-            stream.discard = _DISCARD_ALL  # the demuxer then skips the source's video data
+            stream.discard = DISCARD_ALL  # the demuxer then skips the source's video data
     for packet in source.demux(*streams):
         if packet.size == 0:
             continue

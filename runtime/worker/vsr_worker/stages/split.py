@@ -18,7 +18,7 @@ import av
 
 from vsr_client.contract import ErrorCode, Manifest, VsrError
 from vsr_worker import layout, storage
-from vsr_worker.media.mp4 import mp4_options
+from vsr_worker.media.mp4 import DISCARD_ALL, mp4_options
 from vsr_worker.media.probe import VideoInfo, open_video, probe
 from vsr_worker.progress import ProgressWriter
 from vsr_worker.stages.common import Ownership
@@ -93,6 +93,9 @@ def run_split(manifest: Manifest) -> dict:
 
 def _split(manifest: Manifest, info: VideoInfo, container: av.container.InputContainer) -> dict:
     vs = container.streams[info.video_index]
+    for other in container.streams:
+        if other is not vs:
+            other.discard = DISCARD_ALL  # the demuxer skips their data
     tb = Fraction(vs.time_base)
     fmt = chunk_format(container.format.name)
     ext = "mkv" if fmt == _MATROSKA else "mp4"
