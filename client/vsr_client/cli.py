@@ -29,7 +29,7 @@ PROG = "vsr"
 def format_progress(status: JobStatus) -> str:
     p = status.progress
     up = p.upscale
-    frames = f", {up.frames_done}/{up.frames_total} frames" if up.frames_total else ""
+    frames = f", {up.frames_done or 0}/{up.frames_total} frames" if up.frames_total else ""
     return (
         f"{status.job_id}: {status.state} | split {p.split.state} | "
         f"upscale {up.done}/{up.total} segments{frames} | merge {p.merge.state}"
