@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from vsr_worker.backends import make_runner
 from vsr_worker.models import MODELS, load_model
-from vsr_worker.models.convert import ncnn_files
+from vsr_worker.models.ncnn_reference import reference_image, run_ncnn
 
 RESULTS = Path(__file__).resolve().parent / "results" / "models.json"
 PAD = 10
@@ -55,30 +55,6 @@ TILE_OVERHEAD = 1.10  # extra pixels computed for reflect padding and tile overl
 REFERENCE = "AWS sample: H*W*fps*3e-6 inf1.xlarge instance-seconds per second of video"
 
 
-def _image(h: int, w: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    base = np.stack([xx / w, yy / h, (xx + yy) / (h + w)]) * 200
-    return np.clip(base + rng.normal(0, 25, (3, h, w)), 0, 255).astype(np.uint8)
-
-
-def _ncnn(stem: str, chw: np.ndarray) -> np.ndarray:
-    import ncnn
-
-    param, binary = ncnn_files(stem)
-    net = ncnn.Net()
-    net.opt.use_vulkan_compute = False
-    net.opt.num_threads = os.cpu_count() or 1
-    net.load_param(str(param))
-    net.load_model(str(binary))
-    arr = np.ascontiguousarray(chw, dtype=np.float32)  # must outlive extract()
-    mat = ncnn.Mat(arr)
-    ex = net.create_extractor()
-    ex.input("data", mat)
-    _, out = ex.extract("output")
-    return np.array(out, copy=True)
-
-
 def fidelity(size: int) -> list:
     rows = []
     cases = [
@@ -88,11 +64,11 @@ def fidelity(size: int) -> list:
         ("realesrgan-x4plus", 4, "realesrgan-x4plus", max(16, size // 2)),
     ]
     for name, scale, stem, s in cases:
-        x = torch.from_numpy(_image(s, s)).float().div(255)[None]
+        x = torch.from_numpy(reference_image(s, s)).float().div(255)[None]
         xp = F.pad(x, (PAD,) * 4, mode="reflect")
         with torch.inference_mode():
             ours = load_model(name, scale)(xp)[0].numpy()
-        theirs = _ncnn(stem, xp[0].numpy())
+        theirs = run_ncnn(stem, xp[0].numpy(), os.cpu_count() or 1)
         c = PAD * scale
         qa = np.round(np.clip(ours[:, c:-c, c:-c], 0, 1) * 255)
         qb = np.round(np.clip(theirs[:, c:-c, c:-c], 0, 1) * 255)

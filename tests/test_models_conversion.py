@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from vsr_worker.models import load_model
 from vsr_worker.models.convert import ncnn_files, state_dict_from_ncnn, weights_path
 from vsr_worker.models.ncnn_format import parse_param, read_weights
+from vsr_worker.models.ncnn_reference import reference_image, run_ncnn
 from vsr_worker.models.rrdbnet import realesrgan_x4plus_anime
 from vsr_worker.models.srvgg import realesr_animevideov3
 
@@ -24,29 +25,6 @@ def _cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("VSR_MODEL_CACHE", str(tmp_path_factory.getbasetemp() / "model-cache"))
 
 
-def _image(h: int, w: int, seed: int = 0) -> np.ndarray:
-    """An 8-bit RGB test image: smooth gradients plus texture, CHW uint8."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    base = np.stack([xx / w, yy / h, (xx + yy) / (h + w)]) * 200
-    return np.clip(base + rng.normal(0, 25, (3, h, w)), 0, 255).astype(np.uint8)
-
-
-def _ncnn_run(stem: str, chw: np.ndarray) -> np.ndarray:
-    param, binary = ncnn_files(stem)
-    net = ncnn.Net()
-    net.opt.use_vulkan_compute = False
-    net.opt.num_threads = 2
-    assert net.load_param(str(param)) == 0 and net.load_model(str(binary)) == 0
-    arr = np.ascontiguousarray(chw, dtype=np.float32)  # kept alive until extract returns
-    mat = ncnn.Mat(arr)
-    ex = net.create_extractor()
-    ex.input("data", mat)
-    ret, out = ex.extract("output")
-    assert ret == 0
-    return np.array(out, copy=True)
-
-
 def _psnr8(a: np.ndarray, b: np.ndarray) -> float:
     qa = np.round(np.clip(a, 0, 1) * 255)
     qb = np.round(np.clip(b, 0, 1) * 255)
@@ -55,11 +33,11 @@ def _psnr8(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _torch_vs_ncnn(model: torch.nn.Module, stem: str, scale: int, h: int = 32, w: int = 32) -> float:
-    x = torch.from_numpy(_image(h, w)).float().div(255)[None]
+    x = torch.from_numpy(reference_image(h, w)).float().div(255)[None]
     xp = F.pad(x, (PAD, PAD, PAD, PAD), mode="reflect")
     with torch.inference_mode():
         ours = model(xp)[0].numpy()
-    theirs = _ncnn_run(stem, xp[0].numpy())
+    theirs = run_ncnn(stem, xp[0].numpy())
     assert theirs.shape == ours.shape == (3, (h + 2 * PAD) * scale, (w + 2 * PAD) * scale)
     crop = (slice(None), slice(PAD * scale, -PAD * scale), slice(PAD * scale, -PAD * scale))
     return _psnr8(ours[crop], theirs[crop])

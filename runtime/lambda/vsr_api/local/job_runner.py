@@ -48,11 +48,11 @@ class LocalJobRunner:
         with self._lock:
             self._runs[record.job_id] = run
         self._pool.submit(
-            self._execute, record.job_id, record.task, Path(self.root / record.work_prefix), record.segments, graph, run
+            self._execute, record.job_id, Path(self.root / record.work_prefix), record.segments, graph, run
         )
         return {spec.name: f"local:{record.job_id}:{spec.name}" for spec in graph}
 
-    def _execute(self, job_id: str, task: str, work: Path, segments: int, graph: list[StageSpec], run: _Run) -> None:
+    def _execute(self, job_id: str, work: Path, segments: int, graph: list[StageSpec], run: _Run) -> None:
         from vsr_worker.engine.local_run import execute_graph
 
         if run.cancel.is_set():
