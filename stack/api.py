@@ -75,6 +75,8 @@ def lambda_environment(
         "VSR_SEGMENT_TIME_MIN": repr(lim.segment_time_min),
         "VSR_SEGMENT_TIME_MAX": repr(lim.segment_time_max),
         "VSR_DEFAULT_MODEL": lim.default_model,
+        # The same device the upscale job definition sets: recorded in every manifest.
+        "VSR_DEVICE": settings.upscale_device,
         "VSR_JOB_TTL_DAYS": str(settings.database.job_ttl_days),
     }
 

@@ -16,6 +16,7 @@ import pulumi_aws as aws
 
 from stack.settings import StackSettings, StageResources
 from vsr_client.contract import BAD_INPUT_EXIT_CODES
+from vsr_client.devices import DEVICE_ENV
 from vsr_client.jobgraph import WORKER_COMMAND
 
 STAGES = ("split", "upscale", "merge")
@@ -243,7 +244,7 @@ class Batch(pulumi.ComponentResource):
                         environment={
                             "AWS_DEFAULT_REGION": v[3],
                             "VSR_BUCKET": v[4],
-                            "VSR_ACCELERATOR": s.accelerator.value,
+                            DEVICE_ENV: s.upscale_device,
                         },
                     ),
                     sort_keys=True,

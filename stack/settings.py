@@ -23,6 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from vsr_client.contract import DEFAULT_MODEL
+from vsr_client.devices import device_for_accelerator
+
 PROJECT = "vsr"
 ENV_PREFIX = "VSR_STACK_"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -326,7 +329,9 @@ class JobLimits(_Model):
     max_duration_seconds: int = Field(default=4 * 3600, ge=1, le=7 * 24 * 3600, description="longest video")
     segment_time_min: float = Field(default=10.0, gt=0, le=3600, description="shortest segment a job may ask")
     segment_time_max: float = Field(default=300.0, gt=0, le=3600, description="longest segment a job may ask")
-    default_model: str = Field(default="bicubic", pattern=r"^[A-Za-z0-9_.\-]+$", description="model when unset")
+    default_model: str = Field(
+        default=DEFAULT_MODEL, pattern=r"^[A-Za-z0-9_.\-]+$", description="model when unset ('bicubic': no learning)"
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> JobLimits:
@@ -497,6 +502,11 @@ class StackSettings(BaseSettings):
     @property
     def gpus(self) -> int:
         return 1 if self.accelerator is Accelerator.GPU else 0
+
+    @property
+    def upscale_device(self) -> str:
+        """The upscale backend on this stack's hosts (one rule: ``vsr_client.devices``)."""
+        return device_for_accelerator(self.accelerator.value)
 
     @property
     def ami_ssm_parameter(self) -> str | None:

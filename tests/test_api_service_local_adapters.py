@@ -49,7 +49,8 @@ def data(tmp_path: Path, clip: Path) -> Path:
 
 def service(data: Path, scheduler) -> JobService:
     return JobService(
-        ApiSettings(bucket=str(data)),
+        # These tests are about the adapters: the quick baseline model keeps them fast.
+        ApiSettings(bucket=str(data), default_model="bicubic"),
         storage=DirStorage(data),
         prober=AvProber(),
         store=FileJobStore(data / ".vsr-api"),

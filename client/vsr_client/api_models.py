@@ -31,7 +31,7 @@ MAX_BODY_BYTES = 16 * 1024
 HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.MISSING_KEY: 400,
     ErrorCode.INVALID_KEY: 400,
-    ErrorCode.KEY_OUTSIDE_PREFIX: 403,
+    ErrorCode.KEY_RESERVED: 403,
     ErrorCode.INPUT_NOT_FOUND: 404,
     ErrorCode.EMPTY_INPUT: 422,
     ErrorCode.NOT_A_VIDEO: 422,
@@ -73,7 +73,10 @@ class SubmitRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    key: str = Field(description="object key of the source video in the bucket (under the input prefix)")
+    key: str = Field(
+        description="object key of the source video in the bucket, at the root or under any prefix "
+        "but the service's own (jobs/, outputs/)"
+    )
     scale: Literal[2, 4] = Field(default=2, description="upscale factor per side")
     task: Literal["inference", "debug"] = Field(default="inference", description="'debug' keeps every intermediate")
     env: Literal["spot", "onDemand"] = Field(default="spot", description="which Batch queue runs the jobs")

@@ -14,7 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCALES = (2, 4)
 DEFAULT_SEGMENT_TIME = 60.0
-DEFAULT_MODEL = "bicubic"
+# A learned model by default: Real-ESRGAN's video model (fast, 0.6M parameters). "bicubic"
+# stays available by name as the interpolation baseline.
+DEFAULT_MODEL = "realesr-animevideov3"
+DEFAULT_DEVICE = "auto"
 MANIFEST_VERSION = 1
 
 
@@ -34,11 +37,12 @@ class ErrorCode(str, Enum):
     INVALID_MANIFEST = "invalid_manifest"
     OUTPUT_EXISTS = "output_exists"
     STAGE_FAILED = "stage_failed"
+    DEVICE_UNAVAILABLE = "device_unavailable"
     INTERNAL = "internal_error"
     # Codes of the HTTP API (request validation, jobs, transport).
     MISSING_KEY = "missing_key"
     INVALID_KEY = "invalid_key"
-    KEY_OUTSIDE_PREFIX = "key_outside_prefix"
+    KEY_RESERVED = "key_reserved"
     INPUT_TOO_LARGE = "input_too_large"
     INPUT_TOO_LONG = "input_too_long"
     INVALID_ENV = "invalid_env"
@@ -69,6 +73,7 @@ class ExitCode(IntEnum):
     USAGE = 64
     DATA = 65
     NO_INPUT = 66
+    UNAVAILABLE = 69
     SOFTWARE = 70
 
 
@@ -88,6 +93,7 @@ ERROR_EXIT_CODES: dict[ErrorCode, ExitCode] = {
     ErrorCode.INVALID_MANIFEST: ExitCode.USAGE,
     ErrorCode.OUTPUT_EXISTS: ExitCode.USAGE,
     ErrorCode.STAGE_FAILED: ExitCode.FAILURE,
+    ErrorCode.DEVICE_UNAVAILABLE: ExitCode.UNAVAILABLE,
     ErrorCode.INTERNAL: ExitCode.SOFTWARE,
 }
 
@@ -189,13 +195,25 @@ class Manifest(BaseModel):
     output: str = Field(min_length=1, description="URI of the result")
     scale: Literal[2, 4] = 2
     model: str = DEFAULT_MODEL
-    device: str = "cpu"
+    device: str = Field(
+        default=DEFAULT_DEVICE,
+        description="upscale backend (vsr_client.devices); the stack sets it from its accelerator",
+    )
     task: Literal["inference", "debug"] = "inference"
     keep_intermediates: bool = Field(
         default=False, description="keep segments and parts after a successful merge (always with task=debug)"
     )
     plan: SegmentPlan
     encode: EncodeSettings = EncodeSettings()
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        from vsr_client.devices import DEVICES
+
+        if value not in DEVICES:
+            raise ValueError(f"unknown device {value!r}; expected one of {', '.join(DEVICES)}")
+        return value
 
     @field_validator("work")
     @classmethod

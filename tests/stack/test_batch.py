@@ -228,6 +228,20 @@ def test_upscale_gets_the_accelerator_devices(
         assert "GPU" not in {r["type"] for r in c["resourceRequirements"]}
 
 
+@pytest.mark.parametrize(
+    ("variant", "device"), [("prod", "neuron"), ("inf2", "neuronx"), ("gpu", "cuda"), ("dev", "ncnn")]
+)
+def test_upscale_runs_the_accelerators_device_and_the_lambda_records_the_same(
+    programs: dict[str, Program], variant: str, device: str
+) -> None:
+    """inf1 -> neuron, inf2 -> neuronx, gpu -> cuda, cpu -> ncnn: in the upscale job definition
+    (what the worker reads) and in the Lambda's environment (what every manifest records)."""
+    p = programs[variant]
+    env = {e["name"]: e["value"] for e in _container(p, "upscale")["environment"]}
+    assert env["VSR_DEVICE"] == device
+    assert p.inputs("aws:lambda/function:Function")["environment"]["variables"]["VSR_DEVICE"] == device
+
+
 def test_the_lambdas_names_make_valid_submit_job_requests(prod: Program) -> None:
     """What the API submits (jobgraph stages on the queues and definitions the stack hands it)."""
     env = prod.inputs("aws:lambda/function:Function")["environment"]["variables"]

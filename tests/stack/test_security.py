@@ -193,7 +193,8 @@ def test_lambda_environment_names_the_stack(prod: Program) -> None:
         "VSR_MAX_DURATION_SECONDS": "14400",
         "VSR_SEGMENT_TIME_MIN": "10.0",
         "VSR_SEGMENT_TIME_MAX": "300.0",
-        "VSR_DEFAULT_MODEL": "bicubic",
+        "VSR_DEFAULT_MODEL": "realesr-animevideov3",
+        "VSR_DEVICE": "neuron",
         "VSR_JOB_TTL_DAYS": "90",
     }
 

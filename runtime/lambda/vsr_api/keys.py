@@ -23,25 +23,33 @@ def _check_shape(key: str, field: str, code: ErrorCode) -> None:
         raise VsrError(code, f"{field} must not contain '.', '..' or empty path segments", field)
 
 
-def source_key(key: str, input_prefix: str) -> str:
-    """A validated source key; it must lie under ``input_prefix``."""
+def source_key(key: str, reserved_prefixes: tuple[str, ...]) -> str:
+    """A validated source key: any object key in the bucket (the seed's ``{"key": "clip.mp4"}``
+    names an object at the root), except under the service's own prefixes (job work areas and
+    results), which belong to other jobs."""
     _check_shape(key, "key", ErrorCode.INVALID_KEY)
     if key.endswith("/"):
         raise VsrError(ErrorCode.INVALID_KEY, "key names a folder, not an object", "key")
-    if input_prefix and not key.startswith(input_prefix):
-        raise VsrError(ErrorCode.KEY_OUTSIDE_PREFIX, f"key must lie under {input_prefix!r}, got {key!r}", "key")
+    reserved = next((p for p in reserved_prefixes if p and key.startswith(p)), None)
+    if reserved is not None:
+        raise VsrError(
+            ErrorCode.KEY_RESERVED,
+            f"key lies under {reserved!r}, which holds the service's own job files; "
+            "put sources at the bucket root or under any other prefix",
+            "key",
+        )
     return key
 
 
-def upload_key(key: str | None, filename: str | None, job_hint: str, input_prefix: str) -> str:
-    """Where ``POST /uploads`` puts a file: the given key, or ``<prefix><hint>/<filename>``."""
+def upload_key(
+    key: str | None, filename: str | None, job_hint: str, input_prefix: str, reserved_prefixes: tuple[str, ...]
+) -> str:
+    """Where ``POST /uploads`` puts a file: the given key as is, or ``<input prefix><hint>/<filename>``."""
     if key:
-        if input_prefix and not key.startswith(input_prefix):
-            key = input_prefix + key
-        return source_key(key, input_prefix)
+        return source_key(key, reserved_prefixes)
     name = posixpath.basename((filename or "video.mp4").replace("\\", "/")) or "video.mp4"
     name = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "video.mp4"
-    return source_key(f"{input_prefix}{job_hint}/{name}", input_prefix)
+    return source_key(f"{input_prefix}{job_hint}/{name}", reserved_prefixes)
 
 
 def output_key(requested: str | None, source: str, job_id: str, scale: int, output_prefix: str) -> str:

@@ -77,7 +77,7 @@ class JobService:
                 f"got {request.segment_time:g}",
                 "segment_time",
             )
-        key = keys.source_key(request.key, s.input_prefix)
+        key = keys.source_key(request.key, s.reserved_prefixes)
         model = self._model(request.model)
         job_id = new_job_id()
         out_key = keys.output_key(request.output_key, key, job_id, request.scale, s.output_prefix)
@@ -121,6 +121,7 @@ class JobService:
             output=self.storage.uri(out_key),
             scale=request.scale,
             model=model,
+            device=s.device,
             task=request.task,
             plan=plan,
         )
@@ -281,5 +282,6 @@ class JobService:
                 f"{request.size} bytes is over the limit of {self.settings.max_input_bytes}",
                 "size",
             )
-        key = keys.upload_key(request.key, request.filename, secrets.token_hex(8), self.settings.input_prefix)
+        s = self.settings
+        key = keys.upload_key(request.key, request.filename, secrets.token_hex(8), s.input_prefix, s.reserved_prefixes)
         return self.storage.upload_target(key, request.size, request.content_type)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from vsr_client.contract import DEFAULT_MODEL
+from vsr_client.contract import DEFAULT_DEVICE, DEFAULT_MODEL
+from vsr_client.devices import DEVICES
 
 
 class ApiSettings(BaseSettings):
@@ -20,7 +21,7 @@ class ApiSettings(BaseSettings):
     job_definition_split: str = Field(default="", description="Batch job definition of the split stage")
     job_definition_upscale: str = Field(default="", description="Batch job definition of the upscale stage")
     job_definition_merge: str = Field(default="", description="Batch job definition of the merge stage")
-    input_prefix: str = Field(default="inputs/", description="source keys must lie under this prefix")
+    input_prefix: str = Field(default="inputs/", description="where uploads go when the caller names no key")
     output_prefix: str = Field(default="outputs/", description="results are written under this prefix")
     work_prefix: str = Field(default="jobs/", description="per-job manifest and intermediates go under this prefix")
     max_input_bytes: int = Field(default=20 * 1024**3, gt=0, description="largest accepted source object")
@@ -28,10 +29,16 @@ class ApiSettings(BaseSettings):
     segment_time_min: float = Field(default=1.0, gt=0, description="smallest accepted segment_time")
     segment_time_max: float = Field(default=600.0, gt=0, description="largest accepted segment_time")
     default_model: str = Field(default=DEFAULT_MODEL, description="model used when a request names none")
+    device: str = Field(
+        default=DEFAULT_DEVICE,
+        description="upscale backend written into every manifest; the stack sets it from its accelerator",
+    )
     job_ttl_days: int = Field(default=30, ge=1, description="job records expire this many days after creation")
 
     @model_validator(mode="after")
     def _check(self) -> ApiSettings:
+        if self.device not in DEVICES:
+            raise ValueError(f"VSR_DEVICE must be one of {', '.join(DEVICES)}, not {self.device!r}")
         if self.segment_time_min > self.segment_time_max:
             raise ValueError("VSR_SEGMENT_TIME_MIN must not exceed VSR_SEGMENT_TIME_MAX")
         for name in ("input_prefix", "output_prefix", "work_prefix"):
@@ -55,6 +62,11 @@ class ApiSettings(BaseSettings):
         if missing:
             raise ValueError(f"the API is not configured: set {', '.join(missing)}")
         return self
+
+    @property
+    def reserved_prefixes(self) -> tuple[str, ...]:
+        """The service's own prefixes: no request may read from or write into them directly."""
+        return tuple(p for p in (self.work_prefix, self.output_prefix) if p)
 
     def stage_definitions(self) -> dict[str, str]:
         return {

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-from vsr_client.contract import DEFAULT_MODEL, DEFAULT_SEGMENT_TIME, ErrorCode, ExitCode, VsrError
+from vsr_client.contract import DEFAULT_DEVICE, DEFAULT_MODEL, DEFAULT_SEGMENT_TIME, ErrorCode, ExitCode, VsrError
+from vsr_client.devices import DEVICES
 
 PROG = "vsr-worker"
 
@@ -69,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds per parallel segment (default {DEFAULT_SEGMENT_TIME:g})",
     )
     run.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL}); see 'models'")
+    run.add_argument(
+        "--device",
+        choices=DEVICES,
+        default=DEFAULT_DEVICE,
+        help="inference backend (default auto: the fastest this machine has; $VSR_DEVICE overrides)",
+    )
+    run.add_argument(
+        "--tile", type=int, default=None, help="input pixels per tile side, 0 for whole frames (default per device)"
+    )
     run.add_argument("-j", "--jobs", type=int, default=None, help="parallel upscale processes (default: cores)")
     run.add_argument("--work-dir", default=None, help="keep intermediates here (default: a temp dir beside the output)")
     run.add_argument("--keep-work", action="store_true", help="keep intermediates after success")

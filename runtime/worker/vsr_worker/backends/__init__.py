@@ -11,8 +11,12 @@ names the backend:
 - ``neuronx``: Inf2/Trn1, torch-neuronx, fixed tile shape;
 - ``jit``: the neuron code path with ``torch.jit.trace`` in place of the Neuron compiler, on
   CPU (how that path is tested without Inferentia);
-- ``auto``: cuda when a GPU is visible, else ncnn when the model has ncnn files, else cpu.
+- ``auto``: the fastest backend this host has: cuda, neuronx, neuron, ncnn (models with ncnn
+  files), cpu.
 
+Which one runs is decided in one place, :mod:`vsr_client.devices` (the stack maps its
+accelerator to a device with the same module); a device asked for by name that the host
+lacks is a ``device_unavailable`` error, never a fall-back to the CPU.
 ``VSR_DEVICE``, when set, overrides ``device`` (e.g. ``VSR_DEVICE=ncnn vsr-worker run ...``).
 Tile size, overlap and tiles per batch default per backend (``DEFAULTS``) and can be set
 with VSR_TILE, VSR_TILE_OVERLAP and VSR_TILE_BATCH. The overlap defaults to the model's
@@ -27,13 +31,12 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-import torch
-
 from vsr_client.contract import ErrorCode, VsrError
+from vsr_client.devices import DEVICE_ENV, DEVICES
 from vsr_worker.backends.tiling import TiledRunner, plan_tiles
 from vsr_worker.models.registry import ModelInfo, load_model, model_info
 
-BACKENDS = ("cpu", "ncnn", "cuda", "neuron", "neuronx", "jit", "auto")
+BACKENDS = DEVICES
 MAX_DEFAULT_OVERLAP = 32
 MIN_TILE_PER_OVERLAP = 4  # configured tiles keep at least half of their width
 FIXED_SHAPE = ("neuron", "neuronx", "jit")
@@ -63,17 +66,10 @@ def _env_int(name: str) -> Optional[int]:
 
 
 def resolve_device(device: str, info: ModelInfo) -> str:
-    if device not in BACKENDS:
-        raise VsrError(ErrorCode.INVALID_ARGUMENT, f"unknown device {device!r}; expected one of {BACKENDS}", "device")
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    try:
-        import ncnn  # noqa: F401
-    except ImportError:
-        return "cpu"
-    return "ncnn" if info.ncnn else "cpu"
+    """The backend that runs ``info``'s model here (``vsr_client.devices.resolve_device``)."""
+    from vsr_worker.host_devices import host_device
+
+    return host_device(device, bool(info.ncnn))
 
 
 def default_overlap(info: ModelInfo, scale: int) -> int:
@@ -128,14 +124,14 @@ def make_backend(model: str, scale: int, device: str, settings: TileSettings, co
 def make_runner(
     model: str,
     scale: int,
-    device: str = "cpu",
+    device: str = "auto",
     tile: Optional[int] = None,
     batch: Optional[int] = None,
     overlap: Optional[int] = None,
 ) -> TiledRunner:
     """The tiled runner for ``model`` at ``scale`` on backend ``device`` (see module doc)."""
     info = model_info(model)
-    device = resolve_device(os.environ.get("VSR_DEVICE") or device, info)
+    device = resolve_device(os.environ.get(DEVICE_ENV) or device, info)
     base = DEFAULTS.get(device, DEFAULTS["cpu"])
     settings = TileSettings(
         tile=tile if tile is not None else (_env_int("VSR_TILE") if _env_int("VSR_TILE") is not None else base.tile),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from vsr_client.contract import (
+    DEFAULT_DEVICE,
     DEFAULT_MODEL,
     EncodeSettings,
     ErrorCode,
@@ -22,10 +23,12 @@ from vsr_client.contract import (
     validate_scale,
     validate_segment_time,
 )
+from vsr_client.devices import DEVICE_ENV
 from vsr_client.jobgraph import StageSpec, build_job_graph
 from vsr_worker import layout, storage
 from vsr_worker.engine.local_scheduler import LocalScheduler, StageFailure
 from vsr_worker.engine.progress_view import ProgressView
+from vsr_worker.host_devices import host_device
 from vsr_worker.media.probe import probe
 from vsr_worker.models.registry import model_info
 
@@ -58,11 +61,14 @@ def run_local(
     encode: Optional[EncodeSettings] = None,
     task: str = "inference",
     show_progress: bool = True,
+    device: str = DEFAULT_DEVICE,
 ) -> RunResult:
     started = time.monotonic()
     validate_scale(scale)
     validate_segment_time(segment_time)
-    model_info(model)
+    info_model = model_info(model)
+    # Resolved here, before any work: a device this host lacks fails now, not in every child.
+    device = host_device(os.environ.get(DEVICE_ENV) or device, bool(info_model.ncnn))
     source = source.expanduser().resolve()
     output = output.expanduser().resolve()
     if output.exists() and not overwrite:
@@ -81,6 +87,7 @@ def run_local(
         output=str(output),
         scale=scale,
         model=model,
+        device=device,
         task=task,
         keep_intermediates=keep_work or work_dir is not None,
         plan=plan,
@@ -91,7 +98,7 @@ def run_local(
     n_jobs = jobs or default_jobs(plan.count)
     graph = build_job_graph(manifest_uri, plan.count)
     log.info(
-        "job %s: %s (%dx%d, %.2fs) -> %d segment(s) of %gs, x%d with %s, %d process(es)",
+        "job %s: %s (%dx%d, %.2fs) -> %d segment(s) of %gs, x%d with %s on %s, %d process(es)",
         job_id,
         source.name,
         info.width,
@@ -101,6 +108,7 @@ def run_local(
         segment_time,
         scale,
         model,
+        device,
         n_jobs,
     )
 
@@ -171,6 +179,8 @@ def _as_user_error(exc: StageFailure, work: Path) -> VsrError:
 
 
 def main_run(args) -> int:  # called by the CLI
+    if args.tile is not None:
+        os.environ["VSR_TILE"] = str(args.tile)  # the upscale children inherit it
     result = run_local(
         Path(args.input),
         Path(args.output),
@@ -182,6 +192,7 @@ def main_run(args) -> int:  # called by the CLI
         keep_work=args.keep_work,
         overwrite=args.overwrite,
         task=args.task,
+        device=args.device,
         encode=EncodeSettings(codec=args.codec, crf=args.crf, preset=args.preset, bit_depth=args.bit_depth),
         show_progress=not args.quiet,
     )
