@@ -36,7 +36,6 @@ MESSAGE_PATHS = {
     "status": "$.detail.status",
     "reason": "$.detail.statusReason",
     "batch_job": "$.detail.jobId",
-    "time": "$.time",
 }
 
 
@@ -63,7 +62,6 @@ def message_template(headline: str) -> str:
         "status": "<status>",
         "reason": "<reason>",
         "batch_job_id": "<batch_job>",
-        "time": "<time>",
     }
     return "{" + ", ".join(f'"{k}": "{v}"' for k, v in fields.items()) + "}"
 
