@@ -22,10 +22,8 @@ from stack.iam import assume_role_policy, lambda_policy
 from stack.settings import StackSettings
 
 HANDLER = "vsr_api.handler.handler"
+# scripts/build_lambda.py resolves the archives' wheels for this interpreter (LAMBDA_PYTHON).
 RUNTIME = "python3.12"
-# scripts/build_lambda.py resolves wheels for this interpreter and glibc.
-RUNTIME_PYTHON = "3.12"
-RUNTIME_PLATFORM = "manylinux_2_28_x86_64"
 STAGE_NAME = "prod"
 # (path, method) of every route of the API issue.
 ROUTES: tuple[tuple[str, str], ...] = (
