@@ -13,9 +13,10 @@ Writes, under --out:
 Wheels are resolved for Lambda's platform, not this machine's: the function runs on Lambda's
 python3.12 runtime (Amazon Linux 2023, glibc 2.34), so pip runs with ``--platform
 manylinux_2_34_x86_64`` ... ``--platform manylinux2014_x86_64`` (every tag glibc 2.34 loads)
-``--implementation cp --python-version 3.12 --only-binary=:all:`` into a target directory; nothing is compiled and the result does not depend on the build host. That
-platform loads the workers' PyAV (18.x), so the API probes uploads with the same PyAV line as
-the workers that process them. Archives list files in sorted order with fixed timestamps and
+``--implementation cp --python-version 3.12 --only-binary=:all:`` into a target directory;
+nothing is compiled and the result does not depend on the build host. That platform loads
+the workers' PyAV (18.x), so the API probes uploads with the same PyAV line as the workers
+that process them. Archives list files in sorted order with fixed timestamps and
 permissions, so the same wheels give byte-identical zips (and Pulumi sees no change). Pin the
 versions (``--constraints``) to make the wheels themselves the same from one build to the next.
 

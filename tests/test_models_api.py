@@ -152,7 +152,7 @@ def test_ncnn_files_come_from_vsr_ncnn_models_when_set(tmp_path, monkeypatch):
         copy / "realesr-animevideov3-x2.param",
         copy / "realesr-animevideov3-x2.bin",
     )
-    with pytest.raises(VsrError, match="realesr-animevideov3-x4.param/.bin not found"):
+    with pytest.raises(VsrError, match=r"realesr-animevideov3-x4\.param/\.bin not found"):
         convert_mod.ncnn_files("realesr-animevideov3-x4")
     monkeypatch.setenv(convert_mod.NCNN_MODELS_ENV, str(tmp_path / "missing"))
     with pytest.raises(VsrError) as err:

@@ -96,7 +96,8 @@ def _option_values(args: tuple[str, ...], option: str) -> list[str]:
 
 def test_wheels_are_resolved_for_the_lambda_runtime_the_stack_deploys(build_lambda: ModuleType) -> None:
     args = build_lambda.PLATFORM_ARGS
-    assert RUNTIME == f"python{_option_values(args, '--python-version')[0]}"  # python3.12: Amazon Linux 2023
+    python = _option_values(args, "--python-version")[0]
+    assert f"python{python}" == RUNTIME  # python3.12: Amazon Linux 2023
     platforms = _option_values(args, "--platform")
     glibc = [tuple(map(int, m.groups())) for p in platforms if (m := re.fullmatch(r"manylinux_(\d+)_(\d+)_x86_64", p))]
     # AL2023's glibc is 2.34: every manylinux tag up to it (pip does not widen a --platform), none above.
