@@ -44,6 +44,16 @@ FPS_VIDEO = 25.0
 
 # List prices, USD per hour, on-demand, us-east-1 (assumption: check the current price list).
 PRICES = {"inf1.xlarge": 0.228, "inf2.xlarge": 0.7582, "g5.xlarge": 1.006}
+# Split and merge run on the stack's CPU environment (stack.settings.CpuEnvironmentSettings).
+CPU_STAGE_INSTANCE, CPU_STAGE_PRICE = "c6i.large", 0.085
+PIPELINE = Path(__file__).resolve().parent / "results" / "pipeline.json"
+# ASSUMED for the CPU stages: source bitrate per resolution (Mbit/s), output bytes per source
+# byte (x2, CRF 18), S3 throughput of one small instance, and the instance start-up a job pays
+# when the CPU environment has scaled to zero (one split and one merge host per video here).
+SOURCE_MBPS = {"540p": 3.0, "1080p": 8.0}
+OUTPUT_PER_SOURCE_BYTE = 3.0
+S3_MB_PER_S = 100.0
+STARTUP_S = 180.0
 # Assumed sustained multiply-accumulates per second for these small 3x3 conv networks:
 # a fraction of the accelerator's fp16/bf16 peak. ESTIMATES until measured on the hardware.
 ACCEL = {
@@ -178,6 +188,26 @@ def quality(frames: int) -> list:
     return rows
 
 
+def cpu_stages_cost(label: str) -> dict:
+    """Split + merge per hour of video: measured local throughput (bench_pipeline.py), assumed
+    bytes, S3 rate and start-up; on the CPU instance vs on each accelerator instance (where
+    they ran before the stack had a CPU environment)."""
+    rates = json.loads(PIPELINE.read_text())["split_merge"]["throughput_MBps"]
+    source_mb = SOURCE_MBPS[label] * 3600 / 8
+    output_mb = source_mb * OUTPUT_PER_SOURCE_BYTE
+    # split: source in, segments (~source) out; merge: parts (~output) in, output out.
+    split_s = source_mb / rates["split"] + 2 * source_mb / S3_MB_PER_S
+    merge_s = output_mb / rates["merge"] + 2 * output_mb / S3_MB_PER_S
+    instance_s = split_s + merge_s + 2 * STARTUP_S
+    prices = {CPU_STAGE_INSTANCE: CPU_STAGE_PRICE, **PRICES}
+    return {
+        "resolution": label,
+        "source_mb_per_video_hour": round(source_mb),
+        "instance_seconds_per_video_hour": round(instance_s),
+        "usd_per_video_hour": {k: round(instance_s / 3600 * v, 4) for k, v in prices.items()},
+    }
+
+
 def cost(speed_rows: list) -> dict:
     macs = MODELS["realesr-animevideov3"].macs_per_pixel
     out = {"assumptions": {}, "rows": []}
@@ -193,7 +223,19 @@ def cost(speed_rows: list) -> dict:
         "estimates": "GPU and Neuron rows are ESTIMATES (not run on the hardware)",
         "reference": REFERENCE,
         "decode_encode": "not included: decode/encode run on the CPU cores beside the accelerator",
+        "cpu_stages": {
+            "instance": CPU_STAGE_INSTANCE,
+            "price_usd_per_hour": CPU_STAGE_PRICE,
+            "measured": f"split/merge throughput of {PIPELINE.name} (this machine, 2 vCPUs, 1080p H.264)",
+            "assumed": {
+                "source_mbit_per_s": SOURCE_MBPS,
+                "output_bytes_per_source_byte": OUTPUT_PER_SOURCE_BYTE,
+                "s3_mb_per_s": S3_MB_PER_S,
+                "startup_s_per_host": STARTUP_S,
+            },
+        },
     }
+    out["cpu_stages"] = [cpu_stages_cost(label) for label in SOURCE_MBPS]
     for label, (w, h) in {"540p": (960, 540), "1080p": (1920, 1080)}.items():
         macs_frame = macs * w * h * TILE_OVERHEAD
         ref_inst_s = h * w * FPS_VIDEO * 3e-6
@@ -244,11 +286,21 @@ def cost(speed_rows: list) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs, one repetition")
+    parser.add_argument(
+        "--cost-only", action="store_true", help="recompute the cost model from the speed rows in models.json"
+    )
     parser.add_argument("--one", nargs=5, metavar=("DEV", "SCALE", "W", "H", "REPS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         dev, scale, w, h, reps = args.one
         print(json.dumps(_time_one(dev, int(scale), int(w), int(h), int(reps))))
+        return 0
+    if args.cost_only:
+        result = json.loads(RESULTS.read_text())
+        result["cost"] = cost(result["speed"])
+        print(json.dumps(result["cost"]["cpu_stages"], indent=2))
+        RESULTS.with_suffix(".json.tmp").write_text(json.dumps(result, indent=2) + "\n")
+        os.replace(RESULTS.with_suffix(".json.tmp"), RESULTS)
         return 0
     sizes = [(480, 270)] if args.quick else [(480, 270), (960, 540)]
     reps = 1 if args.quick else 2

@@ -6,13 +6,17 @@
 Writes, under --out:
   function.zip   the handler (vsr_api from runtime/lambda, vsr_client from client) and its
                  pure-Python dependencies (pydantic, aws-lambda-powertools, ...);
-  layer-av.zip   PyAV with its bundled FFmpeg under python/ (a Lambda layer, ~106 MB unpacked);
+  layer-av.zip   PyAV with its bundled FFmpeg under python/ (a Lambda layer; see docs/deploy.md
+                 for the measured size against Lambda's 250 MB unzipped limit);
   manifest.json  every packaged distribution with its version, and each archive's sha256.
 
-Wheels are resolved for Lambda's platform, not this machine's: pip runs with
-``--platform manylinux2014_x86_64 --implementation cp --python-version 3.11
---only-binary=:all:`` into a target directory, so nothing is compiled and the result does not
-depend on the build host. Archives list files in sorted order with fixed timestamps and
+Wheels are resolved for Lambda's platform, not this machine's: the function runs on Lambda's
+python3.12 runtime (Amazon Linux 2023, glibc 2.34), so pip runs with ``--platform
+manylinux_2_34_x86_64`` ... ``--platform manylinux2014_x86_64`` (every tag glibc 2.34 loads)
+``--implementation cp --python-version 3.12 --only-binary=:all:`` into a target directory;
+nothing is compiled and the result does not depend on the build host. That platform loads
+the workers' PyAV (18.x), so the API probes uploads with the same PyAV line as the workers
+that process them. Archives list files in sorted order with fixed timestamps and
 permissions, so the same wheels give byte-identical zips (and Pulumi sees no change). Pin the
 versions (``--constraints``) to make the wheels themselves the same from one build to the next.
 
@@ -37,14 +41,21 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PROJECTS = ("runtime/lambda", "client")
 # Installed into the function besides the projects' own dependencies (the team's interface).
 FUNCTION_REQUIREMENTS = ("pydantic>=2.5,<3", "aws-lambda-powertools>=3")
-LAYER_REQUIREMENTS = ("av>=14",)
+# The workers' PyAV major (runtime/worker/Dockerfile.{cpu,gpu,neuronx}: AV_VERSION).
+LAYER_REQUIREMENTS = ("av>=18,<19",)
+# Lambda's python3.12 runtime: the stack's RUNTIME (stack/api.py) must be the same Python.
+LAMBDA_PYTHON = "3.12"
+# Its Amazon Linux 2023 has glibc 2.34. pip takes a --platform literally (it does not widen
+# manylinux_2_28 to older tags), so every manylinux tag that glibc loads is listed, 2.34 down to
+# 2.17 (manylinux2014).
+LAMBDA_GLIBC_MINOR = 34
+LAMBDA_PLATFORMS = (*(f"manylinux_2_{m}_x86_64" for m in range(LAMBDA_GLIBC_MINOR, 16, -1)), "manylinux2014_x86_64")
 PLATFORM_ARGS = (
-    "--platform",
-    "manylinux2014_x86_64",
+    *(arg for platform in LAMBDA_PLATFORMS for arg in ("--platform", platform)),
     "--implementation",
     "cp",
     "--python-version",
-    "3.11",
+    LAMBDA_PYTHON,
     "--only-binary=:all:",
 )
 # PyAV and what it bundles go to the layer (its own wheel's top-level entries).
@@ -145,7 +156,9 @@ def build(out: Path, projects: list[Path], constraints: Path | None) -> dict[str
         if sum(sizes.values()) > LAMBDA_UNZIPPED_LIMIT:
             raise SystemExit(f"build_lambda: {sizes} exceeds Lambda's 250 MB unzipped limit")
         if not (layer / "python" / "av").is_dir():
-            raise SystemExit("build_lambda: PyAV did not install (is av on the index for cp311 manylinux?)")
+            raise SystemExit(
+                f"build_lambda: PyAV did not install (is av on the index for cp{LAMBDA_PYTHON} manylinux x86_64?)"
+            )
         out.mkdir(parents=True, exist_ok=True)
         manifest: dict[str, object] = {
             "function.zip": deterministic_zip(staging, out / "function.zip"),

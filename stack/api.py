@@ -1,4 +1,8 @@
-"""The API: a Python 3.11 Lambda (vsr_api.handler.handler) behind an API Gateway REST API.
+"""The API: a Python 3.12 Lambda (vsr_api.handler.handler) behind an API Gateway REST API.
+
+python3.12 runs on Amazon Linux 2023 (glibc 2.34), so the PyAV layer is the workers' PyAV
+(``manylinux_2_28`` wheels); python3.11 runs on Amazon Linux 2 (glibc 2.26), where PyAV 14 was
+the newest that loads.
 
 Every method is a Lambda proxy integration and requires an API key (usage plan with
 throttling and quota) or, with ``api.auth = iam``, SigV4. The ``prod`` stage keeps the URL
@@ -18,7 +22,8 @@ from stack.iam import assume_role_policy, lambda_policy
 from stack.settings import StackSettings
 
 HANDLER = "vsr_api.handler.handler"
-RUNTIME = "python3.11"
+# scripts/build_lambda.py resolves the archives' wheels for this interpreter (LAMBDA_PYTHON).
+RUNTIME = "python3.12"
 STAGE_NAME = "prod"
 # (path, method) of every route of the API issue.
 ROUTES: tuple[tuple[str, str], ...] = (
@@ -53,8 +58,7 @@ def lambda_environment(
     settings: StackSettings,
     bucket: str,
     table: str,
-    queue_spot: str,
-    queue_on_demand: str,
+    queues: dict[str, str],
     job_definitions: dict[str, str],
 ) -> dict[str, str]:
     """The Lambda's environment: the names the API package reads (fixed by the team)."""
@@ -62,8 +66,10 @@ def lambda_environment(
     return {
         "VSR_BUCKET": bucket,
         "VSR_TABLE": table,
-        "VSR_QUEUE_SPOT": queue_spot,
-        "VSR_QUEUE_ON_DEMAND": queue_on_demand,
+        "VSR_QUEUE_SPOT": queues["spot"],
+        "VSR_QUEUE_ON_DEMAND": queues["on_demand"],
+        "VSR_QUEUE_CPU_SPOT": queues["cpu_spot"],
+        "VSR_QUEUE_CPU_ON_DEMAND": queues["cpu_on_demand"],
         "VSR_JOB_DEFINITION_SPLIT": job_definitions["split"],
         "VSR_JOB_DEFINITION_UPSCALE": job_definitions["upscale"],
         "VSR_JOB_DEFINITION_MERGE": job_definitions["merge"],
@@ -90,8 +96,7 @@ class ApiArgs:
         bucket_arn: pulumi.Input[str],
         table_name: pulumi.Input[str],
         table_arn: pulumi.Input[str],
-        spot_queue_arn: pulumi.Input[str],
-        on_demand_queue_arn: pulumi.Input[str],
+        queue_arns: dict[str, pulumi.Input[str]],
         job_definition_arns: dict[str, pulumi.Input[str]],
         job_definition_arn_prefixes: dict[str, pulumi.Input[str]],
         tags: dict[str, str],
@@ -101,8 +106,8 @@ class ApiArgs:
         self.bucket_arn = bucket_arn
         self.table_name = table_name
         self.table_arn = table_arn
-        self.spot_queue_arn = spot_queue_arn
-        self.on_demand_queue_arn = on_demand_queue_arn
+        # spot, on_demand (upscale), cpu_spot, cpu_on_demand (split and merge)
+        self.queue_arns = queue_arns
         self.job_definition_arns = job_definition_arns
         self.job_definition_arn_prefixes = job_definition_arn_prefixes
         self.tags = tags
@@ -139,33 +144,32 @@ class Api(pulumi.ComponentResource):
         caller = aws.get_caller_identity_output()
         partition = aws.get_partition_output()
         region = aws.get_region_output()
-        jd_names = sorted(args.job_definition_arn_prefixes)
+        queues = pulumi.Output.all(**args.queue_arns)
         policy = aws.iam.RolePolicy(
             f"{name}-function",
             aws.iam.RolePolicyArgs(
                 role=role.id,
                 policy=pulumi.Output.all(
-                    args.bucket_arn,
-                    args.table_arn,
-                    args.spot_queue_arn,
-                    args.on_demand_queue_arn,
-                    function_logs.arn,
-                    partition.partition,
-                    region.region,
-                    caller.account_id,
-                    *(args.job_definition_arn_prefixes[k] for k in jd_names),
+                    bucket=args.bucket_arn,
+                    table=args.table_arn,
+                    queues=queues,
+                    logs=function_logs.arn,
+                    partition=partition.partition,
+                    region=region.region,
+                    account=caller.account_id,
+                    definitions=pulumi.Output.all(**args.job_definition_arn_prefixes),
                 ).apply(
                     lambda v: json.dumps(
                         lambda_policy(
-                            bucket_arn=v[0],
+                            bucket_arn=v["bucket"],
                             input_prefix=s.storage.input_prefix,
                             work_prefix=s.storage.work_prefix,
                             output_prefix=s.storage.output_prefix,
-                            table_arn=v[1],
-                            queue_arns=[v[2], v[3]],
-                            log_group_arn=v[4],
-                            job_arn_pattern=f"arn:{v[5]}:batch:{v[6]}:{v[7]}:job/*",
-                            job_definition_arn_prefixes=list(v[8:]),
+                            table_arn=v["table"],
+                            queue_arns=[v["queues"][k] for k in sorted(v["queues"])],
+                            log_group_arn=v["logs"],
+                            job_arn_pattern=f"arn:{v['partition']}:batch:{v['region']}:{v['account']}:job/*",
+                            job_definition_arn_prefixes=[v["definitions"][k] for k in sorted(v["definitions"])],
                         )
                     )
                 ),
@@ -184,21 +188,13 @@ class Api(pulumi.ComponentResource):
             opts=child,
         )
         environment = pulumi.Output.all(
-            args.bucket_name,
-            args.table_name,
-            args.spot_queue_arn,
-            args.on_demand_queue_arn,
-            args.job_definition_arns["split"],
-            args.job_definition_arns["upscale"],
-            args.job_definition_arns["merge"],
+            bucket=args.bucket_name,
+            table=args.table_name,
+            queues=queues,
+            definitions=pulumi.Output.all(**args.job_definition_arns),
         ).apply(
             lambda v: lambda_environment(
-                settings=s,
-                bucket=v[0],
-                table=v[1],
-                queue_spot=v[2],
-                queue_on_demand=v[3],
-                job_definitions={"split": v[4], "upscale": v[5], "merge": v[6]},
+                settings=s, bucket=v["bucket"], table=v["table"], queues=v["queues"], job_definitions=v["definitions"]
             )
         )
         function = aws.lambda_.Function(

@@ -1,9 +1,16 @@
-"""AWS Batch: spot and on-demand compute environments, their queues, the three job definitions.
+"""AWS Batch: compute environments, their queues, the three job definitions.
+
+Two pairs of managed EC2 environments, each a spot and an on-demand one: the accelerator's
+(upscale) and a small CPU pair (split and merge, which need no accelerator and must not hold
+an Inferentia or GPU host while they copy streams). Four queues: ``-spot`` tries the spot
+environment first and falls back to the on-demand one, ``-on-demand`` uses on-demand only,
+and ``-cpu-spot`` / ``-cpu-on-demand`` do the same on the CPU pair. The API sends each stage
+to its queue (``vsr_api.settings.ApiSettings.queue``).
 
 Each job definition runs ``vsr-worker <stage> --manifest Ref::manifest``; the Lambda submits
-with ``parameters={"manifest": <uri>}``. Jobs retry when their host goes away (spot reclaim,
-``Host EC2*``) and stop at once on the worker's bad-input exit codes (64, 65, 66): retrying
-cannot fix the input.
+with ``parameters={"manifest": <uri>, "job_id": <id>}``. Jobs retry when their host goes away
+(spot reclaim, ``Host EC2*``) and stop at once on the worker's bad-input exit codes (64, 65,
+66): retrying cannot fix the input.
 """
 
 from __future__ import annotations
@@ -17,15 +24,36 @@ import pulumi_aws as aws
 from stack.settings import StackSettings, StageResources
 from vsr_client.contract import BAD_INPUT_EXIT_CODES
 from vsr_client.devices import DEVICE_ENV
-from vsr_client.jobgraph import WORKER_COMMAND
+from vsr_client.jobgraph import MANIFEST_PARAMETER, WORKER_COMMAND
 
 STAGES = ("split", "upscale", "merge")
-MANIFEST_PARAMETER = "manifest"
 ROOT_DEVICE = "/dev/xvda"  # the ECS-optimized AL2023 AMIs (plain, NVIDIA and Neuron)
+# Split and merge hosts: the plain ECS-optimized AL2023 AMI, Batch's default for this type.
+CPU_IMAGE_TYPE = "ECS_AL2023"
+# RUNNABLE reasons AWS Batch can act on (jobStateTimeLimitActions), per the Batch user guide
+# ("Automatic remediation with jobStateTimeLimitActions"). The misconfigurations never resolve
+# on their own; capacity may, so it has its own, usually shorter, wait.
+MISCONFIGURATION_REASONS = (
+    "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+    "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+)
+CAPACITY_REASON = "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"
 
 
 def stage_command(stage: str) -> list[str]:
     return [WORKER_COMMAND, stage, "--manifest", f"Ref::{MANIFEST_PARAMETER}"]
+
+
+def runnable_time_limits(misconfiguration_seconds: int, capacity_seconds: int | None) -> list[dict[str, object]]:
+    """CreateJobQueue's ``jobStateTimeLimitActions``: cancel jobs stuck RUNNABLE for a reason
+    that will not go away (a misconfiguration), or after a wait for EC2 capacity."""
+    limits = [(reason, misconfiguration_seconds) for reason in MISCONFIGURATION_REASONS]
+    if capacity_seconds is not None:
+        limits.append((CAPACITY_REASON, capacity_seconds))
+    return [
+        {"action": "CANCEL", "state": "RUNNABLE", "reason": reason, "maxTimeSeconds": seconds}
+        for reason, seconds in limits
+    ]
 
 
 def evaluate_on_exit() -> list[dict[str, str]]:
@@ -107,6 +135,8 @@ class BatchArgs:
 class Batch(pulumi.ComponentResource):
     spot_queue: aws.batch.JobQueue
     on_demand_queue: aws.batch.JobQueue
+    cpu_spot_queue: aws.batch.JobQueue
+    cpu_on_demand_queue: aws.batch.JobQueue
     job_definitions: dict[str, aws.batch.JobDefinition]
     log_group_name: pulumi.Output[str]
 
@@ -155,7 +185,17 @@ class Batch(pulumi.ComponentResource):
         if s.ami_ssm_parameter:
             ami_id = aws.ssm.get_parameter_output(name=s.ami_ssm_parameter, with_decryption=False).insecure_value
 
-        def environment(kind: str, max_vcpus: int, strategy: str) -> aws.batch.ComputeEnvironment:
+        def environment(
+            kind: str,
+            *,
+            spot: bool,
+            instance_types: list[str],
+            min_vcpus: int,
+            max_vcpus: int,
+            image_type: str,
+            image_id: pulumi.Input[str] | None,
+        ) -> aws.batch.ComputeEnvironment:
+            c = s.compute
             return aws.batch.ComputeEnvironment(
                 f"{name}-{kind}",
                 aws.batch.ComputeEnvironmentArgs(
@@ -165,11 +205,11 @@ class Batch(pulumi.ComponentResource):
                     type="MANAGED",
                     state="ENABLED",
                     compute_resources=aws.batch.ComputeEnvironmentComputeResourcesArgs(
-                        type="SPOT" if kind == "spot" else "EC2",
-                        allocation_strategy=strategy,
-                        bid_percentage=s.compute.spot_bid_percentage if kind == "spot" else None,
-                        instance_types=s.instance_types,
-                        min_vcpus=s.compute.min_vcpus,
+                        type="SPOT" if spot else "EC2",
+                        allocation_strategy=c.spot_allocation_strategy if spot else c.on_demand_allocation_strategy,
+                        bid_percentage=c.spot_bid_percentage if spot else None,
+                        instance_types=instance_types,
+                        min_vcpus=min_vcpus,
                         max_vcpus=max_vcpus,
                         subnets=args.subnet_ids,
                         security_group_ids=args.security_group_ids,
@@ -180,7 +220,7 @@ class Batch(pulumi.ComponentResource):
                         ),
                         ec2_configurations=[
                             aws.batch.ComputeEnvironmentComputeResourcesEc2ConfigurationArgs(
-                                image_type=s.profile.image_type, image_id_override=ami_id
+                                image_type=image_type, image_id_override=image_id
                             )
                         ],
                         tags=args.tags,
@@ -190,39 +230,58 @@ class Batch(pulumi.ComponentResource):
                 opts=child,
             )
 
-        spot = environment("spot", s.compute.max_vcpus_spot, s.compute.spot_allocation_strategy)
-        on_demand = environment("on-demand", s.compute.max_vcpus_on_demand, s.compute.on_demand_allocation_strategy)
+        accel = {
+            "instance_types": s.instance_types,
+            "min_vcpus": s.compute.min_vcpus,
+            "image_type": s.profile.image_type,
+            "image_id": ami_id,
+        }
+        # The CPU pair scales to zero and runs Batch's default ECS AL2023 AMI.
+        cpu = {
+            "instance_types": s.compute.cpu.instance_types,
+            "min_vcpus": 0,
+            "image_type": CPU_IMAGE_TYPE,
+            "image_id": None,
+        }
+        spot = environment("spot", spot=True, max_vcpus=s.compute.max_vcpus_spot, **accel)
+        on_demand = environment("on-demand", spot=False, max_vcpus=s.compute.max_vcpus_on_demand, **accel)
+        cpu_spot = environment("cpu-spot", spot=True, max_vcpus=s.compute.cpu.max_vcpus_spot, **cpu)
+        cpu_on_demand = environment("cpu-on-demand", spot=False, max_vcpus=s.compute.cpu.max_vcpus_on_demand, **cpu)
+        time_limits = runnable_time_limits(
+            s.compute.runnable_timeout_seconds, s.compute.runnable_capacity_timeout_seconds
+        )
 
-        def queue(kind: str, env: aws.batch.ComputeEnvironment, priority: int) -> aws.batch.JobQueue:
+        def queue(kind: str, envs: list[aws.batch.ComputeEnvironment], priority: int) -> aws.batch.JobQueue:
             return aws.batch.JobQueue(
                 f"{name}-{kind}",
                 aws.batch.JobQueueArgs(
                     name=f"{name}-{kind}",
                     state="ENABLED",
+                    # On a shared environment, deadline (on-demand) jobs go first.
                     priority=priority,
+                    # Environments are tried in ascending order: spot first, then on-demand.
                     compute_environment_orders=[
-                        aws.batch.JobQueueComputeEnvironmentOrderArgs(order=1, compute_environment=env.arn)
+                        aws.batch.JobQueueComputeEnvironmentOrderArgs(order=i, compute_environment=env.arn)
+                        for i, env in enumerate(envs, 1)
                     ],
-                    # A job no instance type can ever run would wait forever: cancel it.
                     job_state_time_limit_actions=[
                         aws.batch.JobQueueJobStateTimeLimitActionArgs(
-                            action="CANCEL",
-                            state="RUNNABLE",
-                            reason=reason,
-                            max_time_seconds=s.compute.runnable_timeout_seconds,
+                            action=t["action"],
+                            state=t["state"],
+                            reason=t["reason"],
+                            max_time_seconds=t["maxTimeSeconds"],
                         )
-                        for reason in (
-                            "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
-                            "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
-                        )
+                        for t in time_limits
                     ],
                     tags=args.tags,
                 ),
                 opts=child,
             )
 
-        self.spot_queue = queue("spot", spot, 10)
-        self.on_demand_queue = queue("on-demand", on_demand, 20)
+        self.spot_queue = queue("spot", [spot, on_demand], 10)
+        self.on_demand_queue = queue("on-demand", [on_demand], 20)
+        self.cpu_spot_queue = queue("cpu-spot", [cpu_spot, cpu_on_demand], 10)
+        self.cpu_on_demand_queue = queue("cpu-on-demand", [cpu_on_demand], 20)
 
         resources = {"split": s.compute.split, "upscale": s.upscale_resources, "merge": s.compute.merge}
         self.job_definitions = {}
@@ -283,6 +342,8 @@ class Batch(pulumi.ComponentResource):
             {
                 "spot_queue": self.spot_queue.arn,
                 "on_demand_queue": self.on_demand_queue.arn,
+                "cpu_spot_queue": self.cpu_spot_queue.arn,
+                "cpu_on_demand_queue": self.cpu_on_demand_queue.arn,
                 **{f"job_definition_{k}": v.arn for k, v in self.job_definitions.items()},
             }
         )

@@ -13,6 +13,7 @@ from stack.network import Network, NetworkArgs
 from stack.registry import WorkerImage, WorkerImageArgs
 from stack.settings import StackSettings
 from stack.storage import Storage, StorageArgs
+from vsr_client.jobgraph import FINAL_STAGE
 
 
 class VsrService(pulumi.ComponentResource):
@@ -56,6 +57,12 @@ class VsrService(pulumi.ComponentResource):
             ),
             child,
         )
+        queue_arns = {
+            "spot": batch.spot_queue.arn,
+            "on_demand": batch.on_demand_queue.arn,
+            "cpu_spot": batch.cpu_spot_queue.arn,
+            "cpu_on_demand": batch.cpu_on_demand_queue.arn,
+        }
         table = JobTable(f"{name}-jobs", JobTableArgs(settings=settings.database, tags=tags), child)
         api = Api(
             f"{name}-api",
@@ -65,8 +72,7 @@ class VsrService(pulumi.ComponentResource):
                 bucket_arn=storage.bucket_arn,
                 table_name=table.table_name,
                 table_arn=table.table_arn,
-                spot_queue_arn=batch.spot_queue.arn,
-                on_demand_queue_arn=batch.on_demand_queue.arn,
+                queue_arns=queue_arns,
                 job_definition_arns={k: jd.arn for k, jd in batch.job_definitions.items()},
                 job_definition_arn_prefixes={k: jd.arn_prefix for k, jd in batch.job_definitions.items()},
                 tags=tags,
@@ -77,7 +83,8 @@ class VsrService(pulumi.ComponentResource):
             f"{name}-monitoring",
             MonitoringArgs(
                 settings=settings.monitoring,
-                queue_arns=[batch.spot_queue.arn, batch.on_demand_queue.arn],
+                queue_arns=list(queue_arns.values()),
+                final_definition_prefix=batch.job_definitions[FINAL_STAGE].arn_prefix,
                 function_name=api.function_name,
                 rest_api_name=api.rest_api_name,
                 tags=tags,
@@ -91,10 +98,13 @@ class VsrService(pulumi.ComponentResource):
             "bucket": storage.bucket_name,
             "queue_spot": batch.spot_queue.arn,
             "queue_on_demand": batch.on_demand_queue.arn,
+            "queue_cpu_spot": batch.cpu_spot_queue.arn,
+            "queue_cpu_on_demand": batch.cpu_on_demand_queue.arn,
             **{f"job_definition_{k}": jd.arn for k, jd in batch.job_definitions.items()},
             "table": table.table_name,
             "dashboard": monitoring.dashboard_name,
             "alarm_topic": monitoring.alarm_topic_arn,
+            "job_events_topic": monitoring.job_events_topic_arn,
             "worker_image": image.image_ref,
             "batch_log_group": batch.log_group_name,
         }

@@ -82,6 +82,8 @@ INSTANCE_SPECS: dict[str, InstanceSpec] = {
     "g6.xlarge": InstanceSpec(vcpus=4, memory_mib=16384, gpus=1),
     "g6.2xlarge": InstanceSpec(vcpus=8, memory_mib=32768, gpus=1),
     "c6i.large": InstanceSpec(vcpus=2, memory_mib=4096),
+    "c7i.large": InstanceSpec(vcpus=2, memory_mib=4096),
+    "m6i.large": InstanceSpec(vcpus=2, memory_mib=8192),
     "c6i.xlarge": InstanceSpec(vcpus=4, memory_mib=8192),
     "c6i.2xlarge": InstanceSpec(vcpus=8, memory_mib=16384),
     "c7i.xlarge": InstanceSpec(vcpus=4, memory_mib=8192),
@@ -111,18 +113,21 @@ class AcceleratorProfile(BaseModel):
 # ECS_AL2023 with the ECS-optimized AL2023 *Neuron* AMI as image_id_override for Inferentia:
 # Batch has no Inferentia image type, and AL2 AMIs are blocked for new compute environments
 # from 2026-06-30. GPU uses Batch's own NVIDIA image type; CPU the plain ECS AL2023 AMI.
+# AWS publishes the AL2023 Neuron AMI under ``neuron`` (``inf`` exists only for Amazon Linux 2);
+# since its 2023.0.20260108 release it downgrades the Neuron driver at boot on Inf1 hosts.
+NEURON_AMI_SSM_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/neuron/recommended/image_id"
 ACCELERATOR_PROFILES: dict[Accelerator, AcceleratorProfile] = {
     Accelerator.INF1: AcceleratorProfile(
         instance_types=["inf1.xlarge"],
         image_type="ECS_AL2023",
-        ami_ssm_parameter="/aws/service/ecs/optimized-ami/amazon-linux-2023/inf/recommended/image_id",
+        ami_ssm_parameter=NEURON_AMI_SSM_PARAMETER,
         upscale_vcpus=4,
         upscale_memory_mib=7000,
     ),
     Accelerator.INF2: AcceleratorProfile(
         instance_types=["inf2.xlarge"],
         image_type="ECS_AL2023",
-        ami_ssm_parameter="/aws/service/ecs/optimized-ami/amazon-linux-2023/inf/recommended/image_id",
+        ami_ssm_parameter=NEURON_AMI_SSM_PARAMETER,
         upscale_vcpus=4,
         upscale_memory_mib=14000,
     ),
@@ -172,14 +177,46 @@ class StageResources(_Model):
     timeout_seconds: int = Field(ge=60, le=14 * 24 * 3600, description="attempt timeout; Batch kills the job after")
 
 
+class CpuEnvironmentSettings(_Model):
+    """The small CPU compute environments (spot, on-demand) where split and merge run."""
+
+    instance_types: list[str] = Field(
+        default=["c6i.large", "c7i.large", "m6i.large", "c6i.xlarge"],
+        min_length=1,
+        max_length=20,
+        description="x86_64 CPU instance types for split and merge (no accelerators)",
+    )
+    max_vcpus_spot: int = Field(default=16, ge=1, le=10000, description="vCPU ceiling of the CPU spot environment")
+    max_vcpus_on_demand: int = Field(default=8, ge=1, le=10000, description="vCPU ceiling of the CPU on-demand one")
+
+    @field_validator("instance_types")
+    @classmethod
+    def _cpu_types(cls, value: list[str]) -> list[str]:
+        value = _check_instance_types(value)
+        accelerated = [t for t in value if not _family_check(Accelerator.CPU)(t)]
+        if accelerated:
+            raise ValueError(f"accelerated instance types waste their accelerator on split/merge: {accelerated}")
+        return value
+
+
+def _check_instance_types(value: list[str]) -> list[str]:
+    bad = [t for t in value if not re.fullmatch(r"[a-z][a-z0-9-]*\.[a-z0-9]+|optimal", t)]
+    if bad:
+        raise ValueError(f"not EC2 instance types: {bad}")
+    if len(set(value)) != len(value):
+        raise ValueError("instance types are listed twice")
+    return value
+
+
 class ComputeSettings(_Model):
-    """AWS Batch: two managed EC2 compute environments (spot, on-demand) and their queues."""
+    """AWS Batch: the accelerator's spot and on-demand compute environments, a small CPU pair for
+    split and merge, and their queues."""
 
     instance_types: list[str] | None = Field(
         default=None,
         min_length=1,
         max_length=20,
-        description="EC2 instance types of both compute environments; default per accelerator",
+        description="EC2 instance types of the upscale compute environments; default per accelerator",
     )
     min_vcpus: int = Field(default=0, ge=0, description="vCPUs kept running when idle (0 scales to zero)")
     max_vcpus_spot: int = Field(default=64, ge=1, le=10000, description="vCPU ceiling of the spot environment")
@@ -214,6 +251,18 @@ class ComputeSettings(_Model):
         le=86400,
         description="cancel jobs stuck RUNNABLE this long because no instance type can ever run them",
     )
+    runnable_capacity_timeout_seconds: int | None = Field(
+        default=2 * 3600,
+        ge=600,
+        le=86400,
+        description=(
+            "cancel jobs stuck RUNNABLE this long because every environment of their queue lacks"
+            " EC2 capacity (CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY); null waits for capacity"
+        ),
+    )
+    cpu: CpuEnvironmentSettings = Field(
+        default_factory=CpuEnvironmentSettings, description="the CPU environments of split and merge"
+    )
     split: StageResources = Field(
         default=StageResources(vcpus=1, memory_mib=2048, timeout_seconds=3600), description="one split job"
     )
@@ -227,14 +276,7 @@ class ComputeSettings(_Model):
     @field_validator("instance_types")
     @classmethod
     def _instance_type_shape(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        bad = [t for t in value if not re.fullmatch(r"[a-z][a-z0-9-]*\.[a-z0-9]+|optimal", t)]
-        if bad:
-            raise ValueError(f"not EC2 instance types: {bad}")
-        if len(set(value)) != len(value):
-            raise ValueError("instance types are listed twice")
-        return value
+        return None if value is None else _check_instance_types(value)
 
 
 class StorageSettings(_Model):
@@ -305,7 +347,14 @@ class ApiSettings(_Model):
     )
     memory_mb: int = Field(default=1024, ge=128, le=10240, description="Lambda memory (probing uses PyAV)")
     timeout_seconds: int = Field(default=29, ge=3, le=29, description="Lambda timeout; API Gateway waits 29 s")
-    reserved_concurrency: int | None = Field(default=None, ge=1, description="cap on concurrent Lambdas")
+    reserved_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "reserved concurrency of the API Lambda; unset reserves none (Lambda keeps 100 of the"
+            " account's concurrency unreserved, and new accounts may have a quota of 10)"
+        ),
+    )
 
     @field_validator("function_archive", "layer_archive")
     @classmethod
@@ -402,7 +451,9 @@ class MonitoringSettings(_Model):
     alarm_email: str | None = Field(
         default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="subscribed to the alarm topic"
     )
-    failed_jobs_threshold: int = Field(default=1, ge=1, description="failed Batch jobs in 5 minutes that alarm")
+    failed_jobs_threshold: int = Field(
+        default=1, ge=1, description="failed vsr jobs (not Batch array children) in 5 minutes that alarm"
+    )
 
     @field_validator("log_retention_days")
     @classmethod
@@ -458,10 +509,16 @@ class StackSettings(BaseSettings):
             raise SettingValueError("compute.min_vcpus", "must not exceed either max_vcpus")
         up = self.upscale_resources
         specs = [INSTANCE_SPECS[t] for t in self.instance_types if t in INSTANCE_SPECS]
-        for stage, res in (("split", self.compute.split), ("upscale", up), ("merge", self.compute.merge)):
-            if specs and not any(_fits(res, s) for s in specs):
+        cpu_types = self.compute.cpu.instance_types
+        cpu_specs = [INSTANCE_SPECS[t] for t in cpu_types if t in INSTANCE_SPECS]
+        for stage, res, on, types in (
+            ("split", self.compute.split, cpu_specs, cpu_types),
+            ("upscale", up, specs, self.instance_types),
+            ("merge", self.compute.merge, cpu_specs, cpu_types),
+        ):
+            if on and not any(_fits(res, s) for s in on):
                 raise SettingValueError(
-                    f"compute.{stage}", f"{res.vcpus} vCPUs / {res.memory_mib} MiB fit none of {self.instance_types}"
+                    f"compute.{stage}", f"{res.vcpus} vCPUs / {res.memory_mib} MiB fit none of {types}"
                 )
         if self.accelerator in (Accelerator.INF1, Accelerator.INF2):
             devices = {s.neuron_devices for s in specs}

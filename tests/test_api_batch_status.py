@@ -131,5 +131,5 @@ def test_nothing_started_is_queued(batch) -> None:
 def test_cancel_terminates_every_stage_last_first(batch) -> None:
     client, stub = batch
     for job_id in ("merge-1", "up-1", "split-1"):
-        stub.add_response("terminate_job", {}, {"jobId": job_id, "reason": "vsr job job-1 cancelled by request"})
+        stub.add_response("terminate_job", {}, {"jobId": job_id, "reason": "vsr: cancelled by request (vsr job job-1)"})
     scheduler(client).cancel(record())

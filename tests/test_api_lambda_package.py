@@ -38,6 +38,8 @@ def test_settings_read_the_stacks_environment_variables(monkeypatch) -> None:
         "VSR_TABLE": "t",
         "VSR_QUEUE_SPOT": "qs",
         "VSR_QUEUE_ON_DEMAND": "qo",
+        "VSR_QUEUE_CPU_SPOT": "qcs",
+        "VSR_QUEUE_CPU_ON_DEMAND": "qco",
         "VSR_JOB_DEFINITION_SPLIT": "js",
         "VSR_JOB_DEFINITION_UPSCALE": "ju",
         "VSR_JOB_DEFINITION_MERGE": "jm",
@@ -55,9 +57,19 @@ def test_settings_read_the_stacks_environment_variables(monkeypatch) -> None:
         monkeypatch.setenv(key, value)
     s = ApiSettings().check_cloud()
     assert (s.queue("spot"), s.queue("onDemand")) == ("qs", "qo")
+    assert [s.queue(env, stage) for env in ("spot", "onDemand") for stage in ("split", "merge")] == [
+        "qcs",
+        "qcs",
+        "qco",
+        "qco",
+    ]
     assert s.stage_definitions() == {"split": "js", "upscale": "ju", "merge": "jm"}
     assert (s.input_prefix, s.max_input_bytes, s.segment_time_min, s.segment_time_max) == ("in/", 1000, 2.0, 30.0)
     assert (s.default_model, s.job_ttl_days, s.max_duration_seconds) == ("realesr-animevideov3", 7, 60.0)
     monkeypatch.delenv("VSR_TABLE")
     with pytest.raises(ValueError, match="VSR_TABLE"):
+        ApiSettings().check_cloud()
+    monkeypatch.setenv("VSR_TABLE", "t")
+    monkeypatch.delenv("VSR_QUEUE_CPU_SPOT")
+    with pytest.raises(ValueError, match="VSR_QUEUE_CPU_SPOT"):
         ApiSettings().check_cloud()

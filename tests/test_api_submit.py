@@ -55,9 +55,11 @@ def test_seed_request_submits_split_then_upscale_array_then_merge(world: World) 
     assert "arrayProperties" not in stages["merge"]
     manifest_uri = f"s3://{BUCKET}/jobs/{job.job_id}/manifest.json"
     for stage, params in stages.items():
-        assert params["jobQueue"] == world.settings.queue_spot
+        # Split and merge run on the CPU queue, upscale on the accelerator's (both spot here).
+        queue = world.settings.queue_spot if stage == "upscale" else world.settings.queue_cpu_spot
+        assert params["jobQueue"] == queue and world.settings.queue_spot != world.settings.queue_cpu_spot
         assert params["jobDefinition"] == world.settings.stage_definitions()[stage]
-        assert params["parameters"] == {"manifest": manifest_uri}
+        assert params["parameters"] == {"manifest": manifest_uri, "job_id": job.job_id}
         assert params["tags"]["vsr:job-id"] == job.job_id
         assert job.job_id in params["jobName"]
     assert {j["jobName"] for j in batch_jobs} == {f"vsr-{job.job_id}-{s}" for s in stages}
@@ -81,7 +83,9 @@ def test_single_segment_upscale_is_a_plain_job_on_the_on_demand_queue(world: Wor
     assert status == 202 and body["segments"] == 1
     stages = submitted(world)
     assert "arrayProperties" not in stages["upscale"]
-    assert {p["jobQueue"] for p in stages.values()} == {world.settings.queue_on_demand}
+    queues = {name: p["jobQueue"] for name, p in stages.items()}
+    s = world.settings
+    assert queues == {"split": s.queue_cpu_on_demand, "upscale": s.queue_on_demand, "merge": s.queue_cpu_on_demand}
 
 
 def test_submit_job_requests_match_botocore_model(world: World) -> None:
@@ -128,8 +132,9 @@ def test_submit_failing_half_way_terminates_what_was_submitted(world: World) -> 
 
 def _listed(world: World) -> list[dict]:
     out = []
-    for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"):
-        out += world.batch.list_jobs(jobQueue=world.settings.queue_spot, jobStatus=status)["jobSummaryList"]
+    for queue in (world.settings.queue_spot, world.settings.queue_cpu_spot):
+        for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"):
+            out += world.batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]
     return out
 
 

@@ -50,7 +50,8 @@ def run_job(world: World, env: dict, body: dict, faults: dict | None = None) -> 
     requests_sent = world.calls["SubmitJob"][before:]
     assert [r["jobName"].rsplit("-", 1)[-1] for r in requests_sent] == ["split", "upscale", "merge"]
     ids = {}
-    for queue in (world.settings.queue_spot, world.settings.queue_on_demand):
+    s = world.settings
+    for queue in (s.queue_spot, s.queue_on_demand, s.queue_cpu_spot, s.queue_cpu_on_demand):
         for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"):
             for job in world.batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]:
                 if ":" not in job["jobId"]:  # array children are "<parent>:<index>"

@@ -136,3 +136,25 @@ def test_models_cli_convert_and_json(tmp_path, monkeypatch, capsys):
 
     listed = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
     assert listed["realesrgan-x4plus"]["params"] == 16_697_987
+
+
+def test_ncnn_files_come_from_vsr_ncnn_models_when_set(tmp_path, monkeypatch):
+    """The CPU image copies the wheel's models/ to VSR_NCNN_MODELS instead of shipping the wheel."""
+    wheel = convert_mod.wheel_model_dir()
+    assert wheel is not None
+    copy = tmp_path / "ncnn-models"
+    copy.mkdir()
+    for suffix in (".param", ".bin"):
+        name = f"realesr-animevideov3-x2{suffix}"
+        (copy / name).write_bytes((wheel / name).read_bytes())
+    monkeypatch.setenv(convert_mod.NCNN_MODELS_ENV, str(copy))
+    assert convert_mod.ncnn_files("realesr-animevideov3-x2") == (
+        copy / "realesr-animevideov3-x2.param",
+        copy / "realesr-animevideov3-x2.bin",
+    )
+    with pytest.raises(VsrError, match=r"realesr-animevideov3-x4\.param/\.bin not found"):
+        convert_mod.ncnn_files("realesr-animevideov3-x4")
+    monkeypatch.setenv(convert_mod.NCNN_MODELS_ENV, str(tmp_path / "missing"))
+    with pytest.raises(VsrError) as err:
+        convert_mod.ncnn_files("realesr-animevideov3-x2")
+    assert err.value.code == ErrorCode.INVALID_MODEL

@@ -10,11 +10,11 @@ dependency pinned at a version its specifier admits, and every COPY source prese
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
-import shlex
+import sys
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -48,195 +48,22 @@ WILDCARD_ALLOWED = {"neuron-cc"}
 
 
 # --------------------------------------------------------------------------------------------
-# A small Dockerfile parser: continuation lines, comments, stages, ARG/ENV expansion.
+# The Dockerfile parser is scripts/check_image_pins.py's (continuation lines, comments, stages,
+# ARG/ENV expansion, pip install commands): one parser for the pin check and these tests.
 
-
-@dataclass
-class Instruction:
-    keyword: str
-    value: str  # the raw argument text (continuations joined)
-    line: int
-    expanded: str = ""  # value with ${VAR}/$VAR replaced from the stage's ARG/ENV
-
-
-@dataclass
-class Stage:
-    base: str
-    name: str
-    index: int
-    instructions: list = field(default_factory=list)
-    args: dict = field(default_factory=dict)
-    env: dict = field(default_factory=dict)
-
-    def all(self, keyword: str) -> list:
-        return [i for i in self.instructions if i.keyword == keyword]
-
-    def runs(self) -> list:
-        return [i.expanded for i in self.all("RUN")]
-
-
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-+][^}]*)?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def expand(text: str, scope: dict) -> str:
-    return _VAR.sub(lambda m: scope.get(m.group(1) or m.group(2), m.group(0)), text)
-
-
-def _logical_lines(text: str) -> list:
-    out, buf, start = [], [], 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not buf and (not line or line.startswith("#")):
-            continue
-        if buf and line.startswith("#"):
-            continue  # comment lines inside a continuation are dropped, as Docker does
-        if not buf:
-            start = number
-        if line.endswith("\\"):
-            buf.append(line[:-1].strip())
-            continue
-        buf.append(line)
-        out.append((start, " ".join(p for p in buf if p)))
-        buf = []
-    assert not buf, "Dockerfile ends inside a line continuation"
-    return out
-
-
-def _key_values(text: str) -> dict:
-    """ARG/ENV arguments: ``K=V K2="V 2"`` or the legacy ``K V`` form of ENV."""
-    tokens = shlex.split(text)
-    if len(tokens) >= 2 and "=" not in tokens[0]:
-        return {tokens[0]: " ".join(tokens[1:])}
-    pairs = {}
-    for token in tokens:
-        key, sep, value = token.partition("=")
-        pairs[key] = value if sep else None
-    return pairs
-
-
-@dataclass
-class Dockerfile:
-    path: Path
-    global_args: dict
-    stages: list
-
-    @property
-    def final(self) -> Stage:
-        return self.stages[-1]
-
-    def stage(self, name: str) -> Stage:
-        for stage in self.stages:
-            if stage.name == name:
-                return stage
-        raise KeyError(name)
-
-    def chain(self, stage: Stage) -> list:
-        """``stage`` and the stages it is built FROM, nearest first."""
-        out = [stage]
-        names = {s.name for s in self.stages}
-        while out[-1].base in names:
-            out.append(self.stage(out[-1].base))
-        return out
-
-
-def parse_dockerfile(path: Path) -> Dockerfile:
-    global_args: dict = {}
-    stages: list = []
-    for line, text in _logical_lines(path.read_text()):
-        keyword, _, value = text.partition(" ")
-        keyword, value = keyword.upper(), value.strip()
-        if keyword == "FROM":
-            tokens = value.split()
-            base = expand(tokens[0], global_args)
-            name = tokens[2] if len(tokens) >= 3 and tokens[1].upper() == "AS" else str(len(stages))
-            parent = next((s for s in stages if s.name == base), None)
-            stage = Stage(base=base, name=name, index=len(stages))
-            if parent is not None:  # ENV is inherited from a parent stage; ARGs are not
-                stage.env = dict(parent.env)
-            stages.append(stage)
-            continue
-        if not stages:
-            assert keyword == "ARG", f"{path.name}:{line}: only ARG may precede the first FROM"
-            for key, default in _key_values(value).items():
-                global_args[key] = default
-            continue
-        stage = stages[-1]
-        scope = {**stage.args, **stage.env}
-        instruction = Instruction(keyword, value, line, expand(value, scope))
-        stage.instructions.append(instruction)
-        if keyword == "ARG":
-            for key, default in _key_values(value).items():
-                stage.args[key] = expand(default, scope) if default is not None else global_args.get(key)
-        elif keyword == "ENV":
-            for key, val in _key_values(value).items():
-                stage.env[key] = expand(val or "", scope)
-    return Dockerfile(path, global_args, stages)
+_spec = importlib.util.spec_from_file_location("check_image_pins", ROOT / "scripts" / "check_image_pins.py")
+assert _spec and _spec.loader
+image_pins = importlib.util.module_from_spec(_spec)
+sys.modules["check_image_pins"] = image_pins  # dataclasses resolve their module by name
+_spec.loader.exec_module(image_pins)
+Instruction, Stage, Dockerfile = image_pins.Instruction, image_pins.Stage, image_pins.Dockerfile
+parse_dockerfile, pip_installs = image_pins.parse_dockerfile, image_pins.pip_installs
 
 
 def exec_form(instruction: Instruction) -> list:
     value = json.loads(instruction.value)
     assert isinstance(value, list) and all(isinstance(v, str) for v in value), instruction
     return value
-
-
-# --------------------------------------------------------------------------------------------
-# pip install commands inside RUN lines.
-
-_PIP_OPTS_WITH_VALUE = {
-    "-c",
-    "--constraint",
-    "-r",
-    "--requirement",
-    "-i",
-    "--index-url",
-    "--extra-index-url",
-    "--target",
-    "-t",
-    "--prefix",
-    "-f",
-    "--find-links",
-}
-
-
-@dataclass
-class PipInstall:
-    stage: str
-    requirements: list  # "name==version" strings
-    paths: list  # local directories installed
-    options: dict  # option -> list of values
-    flags: set
-    command: str
-
-
-def pip_installs(df: Dockerfile) -> list:
-    found = []
-    for stage in df.stages:
-        for run in stage.runs():
-            for command in re.split(r"&&|;|\|\|", run):
-                tokens = shlex.split(command)
-                for i in range(len(tokens) - 1):
-                    if tokens[i : i + 2] == ["pip", "install"]:
-                        found.append(_pip(stage.name, tokens[i + 2 :], command))
-                        break
-                    if tokens[i].endswith("python") and tokens[i + 1 : i + 4] == ["-m", "pip", "install"]:
-                        found.append(_pip(stage.name, tokens[i + 4 :], command))
-                        break
-    return found
-
-
-def _pip(stage: str, args: list, command: str) -> PipInstall:
-    reqs, paths, options, flags = [], [], {}, set()
-    it = iter(args)
-    for token in it:
-        if token in _PIP_OPTS_WITH_VALUE:
-            options.setdefault(token, []).append(next(it))
-        elif token.startswith("-"):
-            flags.add(token)
-        elif token.startswith(("/", ".")):
-            paths.append(token)
-        else:
-            reqs.append(token)
-    return PipInstall(stage, reqs, paths, options, flags, command)
 
 
 def pinned(requirement: str) -> tuple:
@@ -575,3 +402,28 @@ def test_accelerator_build_arg_guards_against_the_wrong_dockerfile(image):
     assert guard, f"{kind}: no check that ACCELERATOR is {expected}"
     label = [i.expanded for i in df.final.all("LABEL") if "vsr.accelerator=" in i.expanded]
     assert label and f'vsr.accelerator="{expected}"' in label[0]
+
+
+def test_each_image_sets_the_device_its_accelerator_maps_to_and_can_run_it(image):
+    """ENV VSR_DEVICE is vsr_client.devices' answer for the accelerator the stack builds this
+    flavour for (stack.settings.WORKER_IMAGE_FLAVOURS), and the image ships that backend."""
+    from stack.settings import WORKER_IMAGE_FLAVOURS
+    from vsr_client.devices import ACCELERATOR_DEVICES
+
+    kind, df = image
+    (accelerator,) = [a for a, flavour in WORKER_IMAGE_FLAVOURS.items() if flavour == kind]
+    device = ACCELERATOR_DEVICES[accelerator.value]
+    assert df.final.env.get("VSR_DEVICE") == device, f"{kind}: VSR_DEVICE should be {device}"
+    venv_from = {c.expanded.split()[0] for c in df.final.all("COPY") if c.expanded.split()[-1] == "/opt/venv"}
+    venv_stage = df.stage(next(iter(venv_from)).removeprefix("--from="))
+    shipped = {
+        Requirement(r).name
+        for p in pip_installs(df)
+        if p.stage in {s.name for s in df.chain(venv_stage)} and "--target" not in p.options
+        for r in p.requirements
+    }
+    needs = {"ncnn": {"ncnn"}, "cuda": {"torch"}, "neuron": {"torch-neuron"}, "neuronx": {"torch-neuronx"}}[device]
+    assert needs <= shipped, f"{kind}: VSR_DEVICE={device} but the image's venv lacks {needs - shipped}"
+    if device == "ncnn":  # the backend reads the original .param/.bin files from VSR_NCNN_MODELS
+        models = df.final.env.get("VSR_NCNN_MODELS")
+        assert models and any(c.expanded.split()[-1] == models for c in df.final.all("COPY")), kind

@@ -15,6 +15,20 @@ WORKER_COMMAND = "vsr-worker"
 ARRAY_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
 
 StageName = Literal["split", "upscale", "merge"]
+# Stages that need no accelerator: on AWS they run on the stack's small CPU compute environment.
+CPU_STAGES: tuple[StageName, ...] = ("split", "merge")
+# The stage whose end is the vsr job's end: it depends on every other stage, and AWS Batch fails
+# a job whose dependency failed, so it reaches SUCCEEDED or FAILED exactly once per vsr job.
+FINAL_STAGE: StageName = "merge"
+
+# AWS Batch SubmitJob parameters. The job definitions' command references ``Ref::manifest``;
+# ``job_id`` rides along so that Batch's job state change events (whose detail carries the
+# job's parameters) name the vsr job.
+MANIFEST_PARAMETER = "manifest"
+JOB_ID_PARAMETER = "job_id"
+# The statusReason the API gives the Batch jobs it stops on a caller's request (TerminateJob):
+# events and alarms tell a cancellation from a failure by this prefix.
+CANCEL_REASON_PREFIX = "vsr: cancelled by request"
 
 
 class Resources(BaseModel):

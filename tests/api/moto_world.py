@@ -36,7 +36,7 @@ def _batch_resources(batch: Any, iam: Any) -> dict[str, str]:
     role = iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     env = batch.create_compute_environment(computeEnvironmentName="vsr-ce", type="UNMANAGED", serviceRole=role)
     names = {}
-    for queue in ("spot", "on-demand"):
+    for queue in ("spot", "on-demand", "cpu-spot", "cpu-on-demand"):
         q = batch.create_job_queue(
             jobQueueName=f"vsr-{queue}",
             state="ENABLED",
@@ -88,6 +88,8 @@ def build_world(session: Any = None, **overrides: Any) -> World:
         table=TABLE,
         queue_spot=names["spot"],
         queue_on_demand=names["on-demand"],
+        queue_cpu_spot=names["cpu-spot"],
+        queue_cpu_on_demand=names["cpu-on-demand"],
         job_definition_split=names["split"],
         job_definition_upscale=names["upscale"],
         job_definition_merge=names["merge"],

@@ -1,5 +1,6 @@
-"""AWS Batch as registered: queues on their environments, AMIs per accelerator, job definitions
-that retry lost hosts and stop on bad input, all valid requests for botocore's Batch model."""
+"""AWS Batch as registered: queues on their environments (spot falling back to on-demand; split
+and merge on a CPU pair), AMIs per accelerator, RUNNABLE time limits, job definitions that retry
+lost hosts and stop on bad input, all valid requests for botocore's Batch model."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ import pytest
 from botocore.model import Shape
 from botocore.validate import ParamValidator
 
+from stack.compute import runnable_time_limits
 from stack.settings import ACCELERATOR_PROFILES, Accelerator
 from tests.stack.conftest import Program
+from vsr_api.adapters.batch_scheduler import submit_job_params
+from vsr_api.job_record import JobRecord
+from vsr_api.settings import ApiSettings
 from vsr_client.contract import BAD_INPUT_EXIT_CODES
 from vsr_client.jobgraph import build_job_graph
 
@@ -21,7 +26,22 @@ CE = "aws:batch/computeEnvironment:ComputeEnvironment"
 JQ = "aws:batch/jobQueue:JobQueue"
 JD = "aws:batch/jobDefinition:JobDefinition"
 STAGES = ("split", "upscale", "merge")
-NEURON_SSM = "/aws/service/ecs/optimized-ami/amazon-linux-2023/inf/recommended/image_id"
+NEURON_SSM = "/aws/service/ecs/optimized-ami/amazon-linux-2023/neuron/recommended/image_id"
+# The RUNNABLE reasons AWS Batch can act on, as its user guide lists them ("Automatic
+# remediation with jobStateTimeLimitActions"); CAPACITY is the one that may resolve by itself.
+DOCUMENTED_TIME_LIMIT_REASONS = {
+    "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+    "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+    "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+    "MISCONFIGURATION:EC2_INSTANCE_CONFIGURATION_UNSUPPORTED",
+}
+# queue -> the compute environments it tries, in order.
+QUEUE_ORDER = {
+    "spot": ["spot", "on-demand"],
+    "on-demand": ["on-demand"],
+    "cpu-spot": ["cpu-spot", "cpu-on-demand"],
+    "cpu-on-demand": ["cpu-on-demand"],
+}
 
 
 def _coerce(shape: Shape, value: Any) -> Any:
@@ -93,6 +113,25 @@ def _create_job_queue(i: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _update_job_queue(i: dict[str, Any]) -> dict[str, Any]:
+    """What Pulumi sends when the queue's inputs change in place (a new time limit, say)."""
+    request = _create_job_queue(i)
+    request["jobQueue"] = request.pop("jobQueueName")
+    return request
+
+
+def _kind(resource_name: str, stack: str) -> str:
+    return resource_name.removeprefix(f"vsr-{stack}-")
+
+
+def _environments(p: Program) -> dict[str, dict[str, Any]]:
+    return {_kind(ce["name"], _stack(p)): ce for ce in p.of_type(CE)}
+
+
+def _stack(p: Program) -> str:
+    return p.one("vsr:service:Service")["name"].removeprefix("vsr-")
+
+
 def _container(p: Program, stage: str) -> dict[str, Any]:
     name = next(r["name"] for r in p.of_type(JD) if r["name"].endswith(f"-{stage}"))
     return json.loads(p.inputs(JD, name)["containerProperties"])
@@ -116,30 +155,44 @@ def test_the_validator_catches_a_wrong_field_name_and_enum(prod: Program) -> Non
         _validate("RegisterJobDefinition", request)
 
 
-def test_compute_environments_and_queues_are_valid_create_requests(program: Program) -> None:
+def test_compute_environments_and_queues_are_valid_create_and_update_requests(program: Program) -> None:
     for ce in program.of_type(CE):
         _validate("CreateComputeEnvironment", _create_compute_environment(ce["inputs"]))
     for jq in program.of_type(JQ):
         _validate("CreateJobQueue", _create_job_queue(jq["inputs"]))
+        _validate("UpdateJobQueue", _update_job_queue(jq["inputs"]))
 
 
-def test_each_queue_runs_on_its_own_compute_environment(program: Program) -> None:
-    envs = {ce["outputs"]["arn"]: ce for ce in program.of_type(CE)}
-    queues = {jq["name"]: jq["inputs"] for jq in program.of_type(JQ)}
-    assert len(envs) == len(queues) == 2
-    for queue_name, queue in queues.items():
-        kind = "spot" if queue_name.endswith("-spot") else "on-demand"
-        assert queue_name.endswith(f"-{kind}") and queue["name"] == queue_name
-        (order,) = queue["computeEnvironmentOrders"]
-        env = envs[order["computeEnvironment"]]  # the queue references that environment's ARN
-        assert env["name"].endswith(f"-{kind}") and env["inputs"]["namePrefix"] == f"{env['name']}-"
-        assert env["inputs"]["computeResources"]["type"] == ("SPOT" if kind == "spot" else "EC2")
-        assert queue["state"] == "ENABLED"
-    spot = next(e for e in envs.values() if e["inputs"]["computeResources"]["type"] == "SPOT")
-    assert spot["inputs"]["computeResources"]["allocationStrategy"] in (
-        "SPOT_PRICE_CAPACITY_OPTIMIZED",
-        "SPOT_CAPACITY_OPTIMIZED",
-    )
+def test_spot_queues_fall_back_to_on_demand_and_cpu_stages_have_their_own(program: Program) -> None:
+    stack = _stack(program)
+    envs = _environments(program)
+    by_arn = {ce["outputs"]["arn"]: kind for kind, ce in envs.items()}
+    queues = {_kind(jq["name"], stack): jq["inputs"] for jq in program.of_type(JQ)}
+    assert set(queues) == set(QUEUE_ORDER) and set(envs) == {e for order in QUEUE_ORDER.values() for e in order}
+    for kind, queue in queues.items():
+        orders = sorted(queue["computeEnvironmentOrders"], key=lambda o: o["order"])
+        assert [by_arn[o["computeEnvironment"]] for o in orders] == QUEUE_ORDER[kind], kind
+        assert [o["order"] for o in orders] == list(range(1, len(orders) + 1))
+        assert queue["state"] == "ENABLED" and queue["name"] == f"vsr-{stack}-{kind}"
+    # On the shared on-demand environments, deadline jobs come first.
+    assert queues["on-demand"]["priority"] > queues["spot"]["priority"]
+    assert queues["cpu-on-demand"]["priority"] > queues["cpu-spot"]["priority"]
+    for kind, ce in envs.items():
+        r = ce["inputs"]["computeResources"]
+        assert r["type"] == ("SPOT" if kind.endswith("spot") else "EC2"), kind
+        assert ce["inputs"]["namePrefix"] == f"{ce['name']}-"
+        if r["type"] == "SPOT":
+            assert r["allocationStrategy"] in ("SPOT_PRICE_CAPACITY_OPTIMIZED", "SPOT_CAPACITY_OPTIMIZED")
+
+
+def test_cpu_environments_run_small_cpu_instances_on_the_plain_al2023_ami(program: Program) -> None:
+    envs = _environments(program)
+    for kind in ("cpu-spot", "cpu-on-demand"):
+        r = envs[kind]["inputs"]["computeResources"]
+        assert r["instanceTypes"] == ["c6i.large", "c7i.large", "m6i.large", "c6i.xlarge"]
+        assert not [t for t in r["instanceTypes"] if t.startswith(("inf", "trn", "g", "p"))]
+        assert r["ec2Configurations"] == [{"imageType": "ECS_AL2023"}]  # Batch's default AL2023 AMI
+        assert r["minVcpus"] == 0
 
 
 @pytest.mark.parametrize(
@@ -151,13 +204,14 @@ def test_each_queue_runs_on_its_own_compute_environment(program: Program) -> Non
         ("dev", "cpu", ["c6i.xlarge"]),
     ],
 )
-def test_environments_use_the_accelerators_instances_and_ami(
+def test_upscale_environments_use_the_accelerators_instances_and_ami(
     programs: dict[str, Program], variant: str, accelerator: str, instance_types: list[str]
 ) -> None:
     p = programs[variant]
     ssm = [c for c in p.calls if c["token"] == "aws:ssm/getParameter:getParameter"]
-    for ce in p.of_type(CE):
-        r = ce["inputs"]["computeResources"]
+    envs = _environments(p)
+    for kind in ("spot", "on-demand"):
+        r = envs[kind]["inputs"]["computeResources"]
         assert r["instanceTypes"] == instance_types
         (ec2,) = r["ec2Configurations"]
         assert ec2["imageType"] == ACCELERATOR_PROFILES[Accelerator(accelerator)].image_type
@@ -166,6 +220,8 @@ def test_environments_use_the_accelerators_instances_and_ami(
             assert ec2["imageIdOverride"] == "ami-0abcdef1234567890"  # the mocked SSM parameter's value
         else:
             assert "imageIdOverride" not in ec2
+    for ce in p.of_type(CE):
+        r = ce["inputs"]["computeResources"]
         assert r["launchTemplate"]["launchTemplateId"]
         assert r["instanceRole"].startswith("arn:aws:iam:") and "instanceprofile" in r["instanceRole"]
     if accelerator in ("inf1", "inf2"):
@@ -174,11 +230,41 @@ def test_environments_use_the_accelerators_instances_and_ami(
         assert ssm == []
 
 
+def test_queues_cancel_jobs_stuck_runnable_for_capacity_and_misconfiguration(program: Program) -> None:
+    for jq in program.of_type(JQ):
+        actions = jq["inputs"]["jobStateTimeLimitActions"]
+        reasons = {a["reason"] for a in actions}
+        assert reasons <= DOCUMENTED_TIME_LIMIT_REASONS, reasons - DOCUMENTED_TIME_LIMIT_REASONS
+        assert "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY" in reasons
+        assert {
+            "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+            "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+        } <= reasons
+        for a in actions:
+            assert (a["action"], a["state"]) == ("CANCEL", "RUNNABLE")
+            assert 600 <= a["maxTimeSeconds"] <= 86400  # the API's documented range
+        capacity = next(a for a in actions if a["reason"].startswith("CAPACITY:"))
+        assert capacity["maxTimeSeconds"] == 7200  # the default, and Pulumi.prod.yaml's value
+
+
+def test_capacity_wait_is_configurable_and_can_be_turned_off() -> None:
+    waiting = runnable_time_limits(14400, None)
+    assert {a["reason"] for a in waiting} == {
+        "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+        "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+    }
+    limits = {a["reason"]: a["maxTimeSeconds"] for a in runnable_time_limits(14400, 900)}
+    assert limits["CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"] == 900
+    _validate("CreateJobQueue", {"jobQueueName": "q", "priority": 1, "jobStateTimeLimitActions": waiting})
+
+
 def test_a_pinned_ami_skips_the_ssm_lookup(programs: dict[str, Program]) -> None:
     p = programs["iam"]
     assert not [c for c in p.calls if c["token"] == "aws:ssm/getParameter:getParameter"]
-    for ce in p.of_type(CE):
-        assert ce["inputs"]["computeResources"]["ec2Configurations"][0]["imageIdOverride"] == "ami-0fedcba9876543210"
+    envs = _environments(p)
+    for kind in ("spot", "on-demand"):  # the pin is for the upscale hosts; CPU hosts keep Batch's AMI
+        ec2 = envs[kind]["inputs"]["computeResources"]["ec2Configurations"][0]
+        assert ec2["imageIdOverride"] == "ami-0fedcba9876543210"
 
 
 def test_every_stage_runs_the_worker_with_the_manifest_parameter(program: Program) -> None:
@@ -242,23 +328,29 @@ def test_upscale_runs_the_accelerators_device_and_the_lambda_records_the_same(
     assert p.inputs("aws:lambda/function:Function")["environment"]["variables"]["VSR_DEVICE"] == device
 
 
-def test_the_lambdas_names_make_valid_submit_job_requests(prod: Program) -> None:
-    """What the API submits (jobgraph stages on the queues and definitions the stack hands it)."""
-    env = prod.inputs("aws:lambda/function:Function")["environment"]["variables"]
-    manifest = f"s3://{env['VSR_BUCKET']}/{env['VSR_WORK_PREFIX']}job-1/manifest.json"
-    ids: dict[str, str] = {}
+@pytest.mark.parametrize("env", ["spot", "onDemand"])
+def test_the_lambda_submits_valid_requests_split_and_merge_to_the_cpu_queues(program: Program, env: str) -> None:
+    """The API's own SubmitJob requests (submit_job_params), from the Lambda environment the
+    stack sets: valid for botocore, each stage on its queue, the command the graph expects."""
+    variables = program.inputs("aws:lambda/function:Function")["environment"]["variables"]
+    settings = ApiSettings(**{k.removeprefix("VSR_").lower(): v for k, v in variables.items()}).check_cloud()
+    env_kinds = {ce["outputs"]["arn"]: kind for kind, ce in _environments(program).items()}
+    queue_envs = {
+        jq["outputs"]["arn"]: {env_kinds[o["computeEnvironment"]] for o in jq["inputs"]["computeEnvironmentOrders"]}
+        for jq in program.of_type(JQ)
+    }
+    record = JobRecord.model_construct(job_id="job-1", env=env)
+    manifest = f"s3://{settings.bucket}/{settings.work_prefix}job-1/manifest.json"
+    parent = None
     for spec in build_job_graph(manifest, segments=4):
-        request = {
-            "jobName": f"vsr-job-1-{spec.name}",
-            "jobQueue": env["VSR_QUEUE_SPOT"],
-            "jobDefinition": env[f"VSR_JOB_DEFINITION_{spec.name.upper()}"],
-            "parameters": {"manifest": manifest},
-            "dependsOn": [{"jobId": ids[d]} for d in spec.depends_on],
-        }
-        if spec.array_size:
-            request["arrayProperties"] = {"size": spec.array_size}
+        request = submit_job_params(spec, record, settings, manifest, parent)
         _validate("SubmitJob", request)
-        ids[spec.name] = f"id-{spec.name}"
+        parent = f"id-{spec.name}"
+        envs = queue_envs[request["jobQueue"]]
+        cpu = {e for e in envs if e.startswith("cpu-")}
+        assert (envs == cpu) is (spec.name in ("split", "merge")), (spec.name, envs)
+        assert ("spot" in {e.removeprefix("cpu-") for e in envs}) is (env == "spot"), (spec.name, envs)
+        assert request["parameters"] == {"manifest": manifest, "job_id": "job-1"}
         # The definition's command is the job graph's, with the manifest as a Batch parameter.
-        command = _container(prod, spec.name)["command"]
+        command = _container(program, spec.name)["command"]
         assert [request["parameters"]["manifest"] if c == "Ref::manifest" else c for c in command] == spec.command

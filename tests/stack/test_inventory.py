@@ -19,8 +19,8 @@ REQUIRED = {
     "aws:ec2/subnet:Subnet": 2,
     "aws:ec2/securityGroup:SecurityGroup": 1,
     "aws:ec2/launchTemplate:LaunchTemplate": 1,
-    "aws:batch/computeEnvironment:ComputeEnvironment": 2,
-    "aws:batch/jobQueue:JobQueue": 2,
+    "aws:batch/computeEnvironment:ComputeEnvironment": 4,
+    "aws:batch/jobQueue:JobQueue": 4,
     "aws:batch/jobDefinition:JobDefinition": 3,
     "aws:dynamodb/table:Table": 1,
     "aws:lambda/function:Function": 1,
@@ -40,9 +40,11 @@ REQUIRED = {
     "aws:iam/instanceProfile:InstanceProfile": 1,
     "aws:cloudwatch/logGroup:LogGroup": 3,
     "aws:cloudwatch/metricAlarm:MetricAlarm": 4,
-    "aws:cloudwatch/eventRule:EventRule": 1,
+    "aws:cloudwatch/eventRule:EventRule": 2,
+    "aws:cloudwatch/eventTarget:EventTarget": 2,
     "aws:cloudwatch/dashboard:Dashboard": 1,
-    "aws:sns/topic:Topic": 1,
+    "aws:sns/topic:Topic": 2,
+    "aws:sns/topicPolicy:TopicPolicy": 2,
 }
 COMPONENTS = {
     "vsr:service:Service",
@@ -89,6 +91,9 @@ def test_exports_name_the_service_endpoints(prod: Program) -> None:
     assert e["api_key_id"] and e["api_key_value"]
     assert e["queue_spot"].endswith(":job-queue/vsr-prod-spot")
     assert e["queue_on_demand"].endswith(":job-queue/vsr-prod-on-demand")
+    assert e["queue_cpu_spot"].endswith(":job-queue/vsr-prod-cpu-spot")
+    assert e["queue_cpu_on_demand"].endswith(":job-queue/vsr-prod-cpu-on-demand")
+    assert e["job_events_topic"].startswith("arn:aws:sns:") and e["job_events_topic"] != e["alarm_topic"]
     for stage in ("split", "upscale", "merge"):
         assert e[f"job_definition_{stage}"].endswith(f":job-definition/vsr-prod-{stage}:1")
     assert e["bucket"] and e["table"] and e["dashboard"] == "vsr-prod-monitoring"

