@@ -50,6 +50,7 @@ ACCESS_LOG_FORMAT = json.dumps(
 
 def lambda_environment(
     *,
+    stack: str,
     settings: StackSettings,
     bucket: str,
     table: str,
@@ -78,6 +79,8 @@ def lambda_environment(
         # The same device the upscale job definition sets: recorded in every manifest.
         "VSR_DEVICE": settings.upscale_device,
         "VSR_JOB_TTL_DAYS": str(settings.database.job_ttl_days),
+        # Tagged on every Batch job; the Lambda's policy lets it terminate only jobs with it.
+        "VSR_STACK": stack,
     }
 
 
@@ -85,6 +88,7 @@ class ApiArgs:
     def __init__(
         self,
         *,
+        stack: str,
         settings: StackSettings,
         bucket_name: pulumi.Input[str],
         bucket_arn: pulumi.Input[str],
@@ -96,6 +100,7 @@ class ApiArgs:
         job_definition_arn_prefixes: dict[str, pulumi.Input[str]],
         tags: dict[str, str],
     ) -> None:
+        self.stack = stack
         self.settings = settings
         self.bucket_name = bucket_name
         self.bucket_arn = bucket_arn
@@ -157,9 +162,8 @@ class Api(pulumi.ComponentResource):
                 ).apply(
                     lambda v: json.dumps(
                         lambda_policy(
+                            stack=args.stack,
                             bucket_arn=v[0],
-                            input_prefix=s.storage.input_prefix,
-                            work_prefix=s.storage.work_prefix,
                             output_prefix=s.storage.output_prefix,
                             table_arn=v[1],
                             queue_arns=[v[2], v[3]],
@@ -193,6 +197,7 @@ class Api(pulumi.ComponentResource):
             args.job_definition_arns["merge"],
         ).apply(
             lambda v: lambda_environment(
+                stack=args.stack,
                 settings=s,
                 bucket=v[0],
                 table=v[1],

@@ -35,7 +35,6 @@ class VsrService(pulumi.ComponentResource):
             f"{name}-batch",
             BatchRolesArgs(
                 bucket_arn=storage.bucket_arn,
-                input_prefix=st.input_prefix,
                 work_prefix=st.work_prefix,
                 output_prefix=st.output_prefix,
                 tags=tags,
@@ -60,6 +59,7 @@ class VsrService(pulumi.ComponentResource):
         api = Api(
             f"{name}-api",
             ApiArgs(
+                stack=name,
                 settings=settings,
                 bucket_name=storage.bucket_name,
                 bucket_arn=storage.bucket_arn,
