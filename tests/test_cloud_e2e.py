@@ -11,9 +11,13 @@ checked against the stack's IAM policies (tests/iam_eval.py), in the last tests.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import json
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +28,18 @@ import requests
 from stack.compute import stage_resources
 from tests import oracle
 from tests.api.media import small_video
-from tests.api.moto_world import LAMBDA, WORKER, EndpointSession, FakeContext, World, build_world, proxy_event, sdk
+from tests.api.moto_world import (
+    API_URL,
+    LAMBDA,
+    WORKER,
+    EndpointSession,
+    FakeContext,
+    HandlerAdapter,
+    World,
+    build_world,
+    proxy_event,
+    sdk,
+)
 from tests.aws_calls import AwsCall
 from tests.batch_emulator import DEPENDENCY_FAILED, BatchEmulator, python_worker_env
 from tests.iam_eval import without_action
@@ -69,11 +84,8 @@ class Cloud:
     def calls(self) -> list[AwsCall]:
         return list(self.recorder.calls)
 
-    def run(self, world: World, body: dict, faults: dict | None = None) -> Run:
-        """Submit through the handler, run exactly the submitted jobs, then ask for the status."""
-        before = len(world.calls["SubmitJob"])
-        accepted = call(world, "POST", "/", body, expect=202)
-        sent = world.calls["SubmitJob"][before:]
+    def emulate(self, world: World, sent: list[dict], faults: dict | None = None) -> BatchEmulator:
+        """Batch runs ``sent`` (SubmitJob requests) as ``world``'s job definitions declare."""
         assert [r["jobName"].rsplit("-", 1)[-1] for r in sent] == ["split", "upscale", "merge"]
         image_env = {
             **python_worker_env(),
@@ -82,7 +94,31 @@ class Cloud:
         }
         emulator = BatchEmulator(world.session.client("batch"), image_env, world.role_credentials, faults or {})
         emulator.run(sent, world.job_ids)
+        return emulator
+
+    def run(self, world: World, body: dict, faults: dict | None = None) -> Run:
+        """Submit through the handler, run exactly the submitted jobs, then ask for the status."""
+        before = len(world.calls["SubmitJob"])
+        accepted = call(world, "POST", "/", body, expect=202)
+        emulator = self.emulate(world, world.calls["SubmitJob"][before:], faults)
         return Run(world, accepted, emulator, call(world, "GET", f"/jobs/{accepted['job_id']}", expect=200))
+
+
+class BatchAfterSubmit(HandlerAdapter):
+    """The API in-process, and Batch running whatever a request submitted before it answers."""
+
+    def __init__(self, cloud: Cloud, world: World) -> None:
+        super().__init__(world)
+        self.cloud = cloud
+        self.emulators: list[BatchEmulator] = []
+
+    def send(self, request, **kwargs):  # type: ignore[override]
+        before = len(self.world.calls["SubmitJob"])
+        response = super().send(request, **kwargs)
+        sent = self.world.calls["SubmitJob"][before:]
+        if sent:
+            self.emulators.append(self.cloud.emulate(self.world, sent))
+        return response
 
 
 def call(world: World, method: str, path: str, body: dict | None = None, expect: int | None = None) -> dict:
@@ -300,11 +336,67 @@ def test_accelerator_stacks_select_their_device_and_never_fall_back_to_the_cpu(
     assert status["progress"]["merge"]["reason"] is None or DEPENDENCY_FAILED in status["progress"]["merge"]["reason"]
 
 
+# --- scripts/smoke_deploy.py against this world ------------------------------------------------
+
+
+def smoke_script():
+    """scripts/smoke_deploy.py as a module (scripts/ is no package)."""
+    if "smoke_deploy" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("smoke_deploy", REPO / "scripts" / "smoke_deploy.py")
+        sys.modules["smoke_deploy"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["smoke_deploy"])
+    return sys.modules["smoke_deploy"]
+
+
+@pytest.fixture(scope="module")
+def smoke(cloud: Cloud, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, BatchAfterSubmit]:
+    """The deploy smoke test, run as after `pulumi up`, with the stack's outputs as flags."""
+    world = cloud.world("cpu")
+    adapter = BatchAfterSubmit(cloud, world)
+    session = requests.Session()
+    session.mount(API_URL, adapter)
+    work = tmp_path_factory.mktemp("smoke")
+    argv = ["--api-url", API_URL, "--api-key", "k", "--bucket", world.names.bucket, "--work-dir", str(work)]
+    argv += ["--size", "64x48", "--seconds", "2", "--segment-time", "1", "--interval", "0.01", "--timeout", "60"]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = smoke_script().main(argv, session=session)
+    return code, printed.getvalue(), adapter
+
+
+def test_smoke_deploy_passes_on_a_working_stack(smoke) -> None:
+    code, printed, adapter = smoke
+    assert code == 0, printed
+    rows = {line.split("  ")[0]: line for line in printed.splitlines() if "  PASS  " in line}
+    for check in ("upload (POST /uploads, presigned PUT)", "submit (POST /)", "job", "download (presigned GET)"):
+        assert check in rows, printed
+    assert rows["frame count"].endswith("50 of 50") and rows["frame timestamps"].endswith("all equal"), printed
+    assert rows["size"].endswith("128x96 (want 128x96)") and printed.rstrip().endswith("PASS")
+    assert [a.exit_code for a in adapter.emulators[0].attempts] == [0, 0, 0, 0]  # split, 2 upscale, merge
+
+
+def test_smoke_deploy_reports_a_mismatch_and_a_missing_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = smoke_script()
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    from make_sample_video import make_sample
+
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    make_sample(str(a), 64, 48, 1.0, 25)
+    make_sample(str(b), 128, 96, 1.0, 24)  # one frame short, other times, the size of a x2 result
+    checks = {c.name: c for c in script.compare(a, b, 2)}
+    assert (checks["frame count"].ok, checks["frame count"].detail) == (False, "24 of 25")
+    assert not checks["frame timestamps"].ok and checks["size"].ok and checks["audio streams"].ok
+    assert "  FAIL  " in script.table(list(checks.values()))
+    monkeypatch.delenv("VSR_API_URL", raising=False)
+    monkeypatch.setattr(script.shutil, "which", lambda name: "/usr/bin/ffprobe" if name == "ffprobe" else None)
+    assert script.main(["--work-dir", str(tmp_path)]) == script.EXIT_SETUP  # no outputs and no Pulumi CLI
+
+
 # --- IAM: what the code did, against what the stack grants --------------------------------------
 
 
 @pytest.fixture(scope="module")
-def all_calls(cloud: Cloud, seed, resumed, debug, api_paths, tmp_path_factory) -> list[AwsCall]:
+def all_calls(cloud: Cloud, seed, resumed, debug, api_paths, smoke, tmp_path_factory) -> list[AwsCall]:
     tmp = tmp_path_factory.mktemp("accelerators")
     for accelerator in ("inf1", "inf2", "gpu"):
         failed_run(cloud, accelerator, tmp)
