@@ -50,7 +50,8 @@ NAME = "vsr-test"
 BUCKET = f"{NAME}-bucket"
 TABLE = f"{NAME}-jobs"
 MOTO_BATCH = {"batch": {"use_docker": False}}
-QUEUES = ("spot", "on-demand")  # queue kinds; ApiSettings.queue_<kind> names each one's ARN
+# The stack's queues: each becomes lambda_environment(queue_<kind>=ARN) and ApiSettings.queue_<kind>.
+QUEUES = ("spot", "on_demand")
 LAMBDA, WORKER = "lambda", "worker"  # the principals that make calls
 
 
@@ -143,7 +144,7 @@ class World:
             bucket_arn=n.bucket_arn,
             output_prefix=st.output_prefix,
             table_arn=n.table_arn,
-            queue_arns=[self.settings.queue(env) for env in ("spot", "onDemand")],
+            queue_arns=[getattr(self.settings, f"queue_{kind}") for kind in QUEUES],
             job_definition_arn_prefixes=[arn.rsplit(":", 1)[0] for arn in self.job_definitions.values()],
             job_arn_pattern=f"arn:aws:batch:{n.region}:{ACCOUNT}:job/*",
             log_group_arn=n.lambda_log_group_arn,
@@ -197,7 +198,7 @@ def _batch_resources(world_names: Names, stack: StackSettings, batch: Any, iam: 
     arns = {}
     for kind in QUEUES:
         q = batch.create_job_queue(
-            jobQueueName=f"{n}-{kind}",
+            jobQueueName=f"{n}-{kind.replace('_', '-')}",
             state="ENABLED",
             priority=1,
             computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env["computeEnvironmentArn"]}],
@@ -257,8 +258,7 @@ def build_world(session: Any = None, accelerator: str = "cpu", name: str = NAME,
         settings=stack,
         bucket=names.bucket,
         table=names.table,
-        queue_spot=arns["spot"],
-        queue_on_demand=arns["on-demand"],
+        **{f"queue_{kind}": arns[kind] for kind in QUEUES},
         job_definitions={stage: arns[stage] for stage in STAGES},
     )
     settings = ApiSettings(**{k.removeprefix("VSR_").lower(): v for k, v in env.items()}, **overrides)
