@@ -55,6 +55,7 @@ ACCESS_LOG_FORMAT = json.dumps(
 
 def lambda_environment(
     *,
+    stack: str,
     settings: StackSettings,
     bucket: str,
     table: str,
@@ -84,6 +85,8 @@ def lambda_environment(
         # The same device the upscale job definition sets: recorded in every manifest.
         "VSR_DEVICE": settings.upscale_device,
         "VSR_JOB_TTL_DAYS": str(settings.database.job_ttl_days),
+        # Tagged on every Batch job; the Lambda's policy lets it terminate only jobs with it.
+        "VSR_STACK": stack,
     }
 
 
@@ -91,6 +94,7 @@ class ApiArgs:
     def __init__(
         self,
         *,
+        stack: str,
         settings: StackSettings,
         bucket_name: pulumi.Input[str],
         bucket_arn: pulumi.Input[str],
@@ -101,6 +105,7 @@ class ApiArgs:
         job_definition_arn_prefixes: dict[str, pulumi.Input[str]],
         tags: dict[str, str],
     ) -> None:
+        self.stack = stack
         self.settings = settings
         self.bucket_name = bucket_name
         self.bucket_arn = bucket_arn
@@ -161,9 +166,8 @@ class Api(pulumi.ComponentResource):
                 ).apply(
                     lambda v: json.dumps(
                         lambda_policy(
+                            stack=args.stack,
                             bucket_arn=v["bucket"],
-                            input_prefix=s.storage.input_prefix,
-                            work_prefix=s.storage.work_prefix,
                             output_prefix=s.storage.output_prefix,
                             table_arn=v["table"],
                             queue_arns=[v["queues"][k] for k in sorted(v["queues"])],
@@ -194,7 +198,12 @@ class Api(pulumi.ComponentResource):
             definitions=pulumi.Output.all(**args.job_definition_arns),
         ).apply(
             lambda v: lambda_environment(
-                settings=s, bucket=v["bucket"], table=v["table"], queues=v["queues"], job_definitions=v["definitions"]
+                stack=args.stack,
+                settings=s,
+                bucket=v["bucket"],
+                table=v["table"],
+                queues=v["queues"],
+                job_definitions=v["definitions"],
             )
         )
         function = aws.lambda_.Function(

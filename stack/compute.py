@@ -24,7 +24,7 @@ import pulumi_aws as aws
 from stack.settings import StackSettings, StageResources
 from vsr_client.contract import BAD_INPUT_EXIT_CODES
 from vsr_client.devices import DEVICE_ENV
-from vsr_client.jobgraph import MANIFEST_PARAMETER, WORKER_COMMAND
+from vsr_client.jobgraph import MANIFEST_PARAMETER, THREADS_ENV, WORKER_COMMAND
 
 STAGES = ("split", "upscale", "merge")
 ROOT_DEVICE = "/dev/xvda"  # the ECS-optimized AL2023 AMIs (plain, NVIDIA and Neuron)
@@ -106,6 +106,58 @@ def container_properties(
             "logDriver": "awslogs",
             "options": {"awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": stage},
         },
+    }
+
+
+def stage_resources(settings: StackSettings) -> dict[str, StageResources]:
+    return {"split": settings.compute.split, "upscale": settings.upscale_resources, "merge": settings.compute.merge}
+
+
+def stage_environment(settings: StackSettings, stage: str, *, region: str, bucket: str) -> dict[str, str]:
+    """What the worker reads from its environment in this stage's container."""
+    return {
+        "AWS_DEFAULT_REGION": region,
+        "VSR_BUCKET": bucket,
+        DEVICE_ENV: settings.upscale_device,
+        # Batch's VCPU reservation is a CPU share, not a limit: the container still sees every
+        # core of its host, and two upscale jobs on one host would each start a thread per core.
+        THREADS_ENV: str(stage_resources(settings)[stage].vcpus),
+    }
+
+
+def retry_strategy(settings: StackSettings) -> dict[str, Any]:
+    return {"attempts": settings.compute.job_attempts, "evaluateOnExit": evaluate_on_exit()}
+
+
+def job_definition_request(
+    settings: StackSettings, stage: str, *, image: str, job_role_arn: str, log_group: str, region: str, bucket: str
+) -> dict[str, Any]:
+    """RegisterJobDefinition's request for one stage, less its name and tags: what Batch runs.
+
+    The stack registers exactly this (``Batch`` below); the tests register it in moto and run
+    it with their Batch emulator, so command, environment and resources under test are these.
+    """
+    resources = stage_resources(settings)[stage]
+    return {
+        "type": "container",
+        "platformCapabilities": ["EC2"],
+        # Placeholder: every submit passes parameters={"manifest": <uri>}; a job submitted
+        # without one fails fast on the bad-input exit codes.
+        "parameters": {MANIFEST_PARAMETER: "unset"},
+        "containerProperties": container_properties(
+            stage=stage,
+            image=image,
+            job_role_arn=job_role_arn,
+            log_group=log_group,
+            region=region,
+            resources=resources,
+            neuron_devices=settings.neuron_devices,
+            gpus=settings.gpus,
+            environment=stage_environment(settings, stage, region=region, bucket=bucket),
+        ),
+        "retryStrategy": retry_strategy(settings),
+        "timeout": {"attemptDurationSeconds": resources.timeout_seconds},
+        "propagateTags": True,
     }
 
 
@@ -283,44 +335,28 @@ class Batch(pulumi.ComponentResource):
         self.cpu_spot_queue = queue("cpu-spot", [cpu_spot, cpu_on_demand], 10)
         self.cpu_on_demand_queue = queue("cpu-on-demand", [cpu_on_demand], 20)
 
-        resources = {"split": s.compute.split, "upscale": s.upscale_resources, "merge": s.compute.merge}
         self.job_definitions = {}
         for stage in STAGES:
-            res = resources[stage]
-            props = pulumi.Output.all(
+            request = pulumi.Output.all(
                 args.image_ref, args.job_role_arn, log_group.name, region, args.bucket_name
             ).apply(
-                lambda v, stage=stage, res=res: json.dumps(
-                    container_properties(
-                        stage=stage,
-                        image=v[0],
-                        job_role_arn=v[1],
-                        log_group=v[2],
-                        region=v[3],
-                        resources=res,
-                        neuron_devices=s.neuron_devices,
-                        gpus=s.gpus,
-                        environment={
-                            "AWS_DEFAULT_REGION": v[3],
-                            "VSR_BUCKET": v[4],
-                            DEVICE_ENV: s.upscale_device,
-                        },
-                    ),
-                    sort_keys=True,
+                lambda v, stage=stage: job_definition_request(
+                    s, stage, image=v[0], job_role_arn=v[1], log_group=v[2], region=v[3], bucket=v[4]
                 )
             )
+            # The parts that need no resolved values, taken from the same request shape.
+            static = job_definition_request(s, stage, image="", job_role_arn="", log_group="", region="", bucket="")
+            retry = static["retryStrategy"]
             self.job_definitions[stage] = aws.batch.JobDefinition(
                 f"{name}-{stage}",
                 aws.batch.JobDefinitionArgs(
                     name=f"{name}-{stage}",
-                    type="container",
-                    platform_capabilities=["EC2"],
-                    container_properties=props,
-                    # Placeholder: every submit passes parameters={"manifest": <uri>}; a job
-                    # submitted without one fails fast on the bad-input exit codes.
-                    parameters={MANIFEST_PARAMETER: "unset"},
+                    type=static["type"],
+                    platform_capabilities=static["platformCapabilities"],
+                    container_properties=request.apply(lambda r: json.dumps(r["containerProperties"], sort_keys=True)),
+                    parameters=static["parameters"],
                     retry_strategy=aws.batch.JobDefinitionRetryStrategyArgs(
-                        attempts=s.compute.job_attempts,
+                        attempts=retry["attempts"],
                         evaluate_on_exits=[
                             aws.batch.JobDefinitionRetryStrategyEvaluateOnExitArgs(
                                 action=rule["action"],
@@ -328,11 +364,13 @@ class Batch(pulumi.ComponentResource):
                                 on_reason=rule.get("onReason"),
                                 on_status_reason=rule.get("onStatusReason"),
                             )
-                            for rule in evaluate_on_exit()
+                            for rule in retry["evaluateOnExit"]
                         ],
                     ),
-                    timeout=aws.batch.JobDefinitionTimeoutArgs(attempt_duration_seconds=res.timeout_seconds),
-                    propagate_tags=True,
+                    timeout=aws.batch.JobDefinitionTimeoutArgs(
+                        attempt_duration_seconds=static["timeout"]["attemptDurationSeconds"]
+                    ),
+                    propagate_tags=static["propagateTags"],
                     tags=args.tags,
                 ),
                 opts=child,

@@ -1,9 +1,11 @@
 """IAM: least-privilege roles for the Batch instances, the worker jobs and the Lambda.
 
-Policy documents are built by pure functions (tested on their own) from resolved ARNs. No
-statement grants data (S3, DynamoDB) or Batch submit/terminate actions on ``Resource: "*"``.
-The only ``"*"`` statements are for actions that have no resource-level permissions at all
-(listed in :data:`RESOURCELESS_ACTIONS`).
+Policy documents are built by pure functions from resolved ARNs; the tests evaluate them
+against every AWS call the Lambda and the worker make in the moto end-to-end runs
+(tests/iam_eval.py, tests/test_cloud_e2e.py), so each grant below is one the code uses, and
+each comment says which call needs it. No statement grants data (S3, DynamoDB) or Batch
+submit/terminate actions on ``Resource: "*"``; the only ``"*"`` statement is for actions that
+have no resource-level permissions at all (:data:`RESOURCELESS_ACTIONS`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+
+from vsr_client.jobgraph import STACK_TAG
 
 # batch:DescribeJobs and batch:ListJobs support no resource-level permissions (the IAM service
 # authorization reference lists no resource type for them), so "*" is the only valid resource.
@@ -31,32 +35,47 @@ def assume_role_policy(service: str) -> str:
     )
 
 
-def _objects(bucket_arn: str, prefix: str) -> str:
+def _objects(bucket_arn: str, prefix: str = "") -> str:
     return f"{bucket_arn}/{prefix}*"
 
 
-def worker_policy(bucket_arn: str, input_prefix: str, work_prefix: str, output_prefix: str) -> dict[str, Any]:
-    """The worker job role: inputs/ read, jobs/ read-write, outputs/ write; nothing else."""
+def _read_objects(bucket_arn: str) -> dict[str, Any]:
+    """GetObject (and HeadObject, which S3 authorizes as GetObject) anywhere in the bucket:
+    sources may be any key outside the service's own prefixes (the API checks which), and both
+    roles read job files under the work prefix."""
+    return {"Sid": "ReadObjects", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [_objects(bucket_arn)]}
+
+
+def _list_bucket(bucket_arn: str) -> dict[str, Any]:
+    """ListBucket on this bucket only, with no prefix condition: the stages list a job's parts
+    and the API a job's progress records (ListObjectsV2), and S3 answers a HeadObject of a
+    missing key with 404 only to callers allowed to list the bucket (403 otherwise), which the
+    stages' existence checks rely on. It reveals key names in this bucket, no data."""
+    return {"Sid": "ListOwnBucket", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [bucket_arn]}
+
+
+def worker_policy(bucket_arn: str, work_prefix: str, output_prefix: str) -> dict[str, Any]:
+    """The worker job role: read the bucket; write job files and results; nothing else."""
     return {
         "Version": "2012-10-17",
         "Statement": [
+            _read_objects(bucket_arn),
             {
-                "Sid": "ReadInputs",
+                # Put: chunks, checkpoint parts, progress records, logs. Delete: a finished
+                # inference job removes its chunks and parts (DeleteObjects authorizes as
+                # DeleteObject per key). Abort: s3transfer aborts a failed multipart upload
+                # (files over 16 MiB; the tests' videos are smaller, see tests/iam_eval.py).
+                "Sid": "WriteJobFiles",
                 "Effect": "Allow",
-                "Action": ["s3:GetObject"],
-                "Resource": [_objects(bucket_arn, input_prefix)],
-            },
-            {
-                "Sid": "ReadWriteIntermediates",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                "Action": ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
                 "Resource": [_objects(bucket_arn, work_prefix)],
             },
             {
-                # Get: a retried merge checks (HeadObject) whether its output already exists.
-                "Sid": "WriteOutputs",
+                # Merge writes the result; a retried merge checks (HeadObject: ReadObjects)
+                # whether it exists. Results are never deleted by the service.
+                "Sid": "WriteResults",
                 "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"],
+                "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
                 "Resource": [_objects(bucket_arn, output_prefix)],
             },
             _list_bucket(bucket_arn),
@@ -64,18 +83,10 @@ def worker_policy(bucket_arn: str, input_prefix: str, work_prefix: str, output_p
     }
 
 
-def _list_bucket(bucket_arn: str) -> dict[str, Any]:
-    """ListBucket on this bucket only, with no prefix condition: S3 answers a HeadObject of a
-    missing key with 404 only to callers allowed to list the bucket (403 otherwise), and the
-    stages' existence checks rely on that. It reveals key names in this bucket, no data."""
-    return {"Sid": "ListOwnBucket", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [bucket_arn]}
-
-
 def lambda_policy(
     *,
+    stack: str,
     bucket_arn: str,
-    input_prefix: str,
-    work_prefix: str,
     output_prefix: str,
     table_arn: str,
     queue_arns: list[str],
@@ -83,24 +94,39 @@ def lambda_policy(
     job_arn_pattern: str,
     log_group_arn: str,
 ) -> dict[str, Any]:
-    """The API Lambda: submit to this stack's queues and job definitions, its prefixes, its table."""
+    """The API Lambda: submit to this stack's queues and definitions, stop only this stack's
+    jobs, read and upload objects, keep job records, write its logs."""
     job_definitions = [p for prefix in job_definition_arn_prefixes for p in (prefix, f"{prefix}:*")]
+    own_tag = {f"aws:RequestTag/{STACK_TAG}": stack}
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
+                # SubmitJob is authorized on the queue and the job definition it names ...
                 "Sid": "SubmitToOwnQueuesAndDefinitions",
                 "Effect": "Allow",
                 "Action": ["batch:SubmitJob"],
                 "Resource": [*queue_arns, *job_definitions],
             },
             {
-                # Cancel/Terminate accept only job ARNs, which carry no queue: they are scoped to
-                # jobs of this account and region (the Lambda only cancels jobs it recorded).
-                "Sid": "StopJobs",
+                # ... and on the job it creates (a required resource type of SubmitJob in the
+                # IAM reference), which carries tags: tag-on-create also needs TagResource on
+                # it. Both only for jobs tagged with this stack's name, which StopOwnJobs keys
+                # on. (Batch has no condition key that limits TagResource to tag-on-create.)
+                "Sid": "CreateTaggedJobs",
                 "Effect": "Allow",
-                "Action": ["batch:CancelJob", "batch:TerminateJob"],
+                "Action": ["batch:SubmitJob", "batch:TagResource"],
                 "Resource": [job_arn_pattern],
+                "Condition": {"StringEquals": own_tag},
+            },
+            {
+                # Job ARNs carry no queue: the tag set at submit is what marks this stack's jobs.
+                # The API only terminates (never CancelJob) the jobs it recorded.
+                "Sid": "StopOwnJobs",
+                "Effect": "Allow",
+                "Action": ["batch:TerminateJob"],
+                "Resource": [job_arn_pattern],
+                "Condition": {"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": stack}},
             },
             {
                 "Sid": "ReadJobStatus",
@@ -108,40 +134,37 @@ def lambda_policy(
                 "Action": sorted(RESOURCELESS_ACTIONS),
                 "Resource": "*",
             },
+            # Probe a source (HeadObject, ranged GETs), read progress records and result.json,
+            # and sign download URLs for results (a presigned URL acts with this role's rights).
+            _read_objects(bucket_arn),
             {
-                "Sid": "Uploads",
+                # Manifests (jobs/<id>/manifest.json) and presigned uploads to any source key:
+                # PUT, or a multipart upload (create/part/complete authorize as PutObject) that
+                # the client may abort. IAM cannot carve jobs/*/manifest.json out of jobs/*, so
+                # the API's key check (403 key_reserved) keeps uploads out of the work prefix.
+                "Sid": "UploadsAndManifests",
                 "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-                "Resource": [_objects(bucket_arn, input_prefix)],
+                "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
+                "Resource": [_objects(bucket_arn)],
             },
             {
-                "Sid": "Manifests",
-                "Effect": "Allow",
-                "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
-                "Resource": [_objects(bucket_arn, work_prefix)],
-            },
-            {
-                "Sid": "Results",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:DeleteObject"],
+                # Results are the worker's: no URL this role signs may write one.
+                "Sid": "NeverWriteResults",
+                "Effect": "Deny",
+                "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
                 "Resource": [_objects(bucket_arn, output_prefix)],
             },
             _list_bucket(bucket_arn),
             {
+                # Get/Put: job records and idempotency claims (a conditional put). Scan: GET
+                # /jobs. Delete: a claim released when its submit fails.
                 "Sid": "JobTable",
                 "Effect": "Allow",
-                "Action": [
-                    "dynamodb:GetItem",
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem",
-                    "dynamodb:Query",
-                    "dynamodb:Scan",
-                    "dynamodb:ConditionCheckItem",
-                ],
-                "Resource": [table_arn, f"{table_arn}/index/*"],
+                "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"],
+                "Resource": [table_arn],
             },
             {
+                # The Lambda runtime's own log writes (not a call of the handler's code).
                 "Sid": "OwnLogs",
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -156,13 +179,11 @@ class BatchRolesArgs:
         self,
         *,
         bucket_arn: pulumi.Input[str],
-        input_prefix: str,
         work_prefix: str,
         output_prefix: str,
         tags: dict[str, str],
     ) -> None:
         self.bucket_arn = bucket_arn
-        self.input_prefix = input_prefix
         self.work_prefix = work_prefix
         self.output_prefix = output_prefix
         self.tags = tags
@@ -212,7 +233,7 @@ class BatchRoles(pulumi.ComponentResource):
             aws.iam.RolePolicyArgs(
                 role=job_role.id,
                 policy=pulumi.Output.from_input(args.bucket_arn).apply(
-                    lambda arn: json.dumps(worker_policy(arn, args.input_prefix, args.work_prefix, args.output_prefix))
+                    lambda arn: json.dumps(worker_policy(arn, args.work_prefix, args.output_prefix))
                 ),
             ),
             opts=child,

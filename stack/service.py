@@ -36,7 +36,6 @@ class VsrService(pulumi.ComponentResource):
             f"{name}-batch",
             BatchRolesArgs(
                 bucket_arn=storage.bucket_arn,
-                input_prefix=st.input_prefix,
                 work_prefix=st.work_prefix,
                 output_prefix=st.output_prefix,
                 tags=tags,
@@ -67,6 +66,7 @@ class VsrService(pulumi.ComponentResource):
         api = Api(
             f"{name}-api",
             ApiArgs(
+                stack=name,
                 settings=settings,
                 bucket_name=storage.bucket_name,
                 bucket_arn=storage.bucket_arn,

@@ -34,15 +34,22 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def moto_server():
-    """A moto server (S3, DynamoDB, Batch without Docker) on 127.0.0.1; yields its URL."""
+def moto(request: pytest.FixtureRequest):
+    """A moto server (S3, DynamoDB, Batch without Docker) on 127.0.0.1 that records every
+    signed request (``.recorder``, see tests/aws_calls.py)."""
     import requests
-    from moto.server import ThreadedMotoServer
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    from tests.aws_calls import RecordingMotoServer
+
+    server = RecordingMotoServer("127.0.0.1", free_port())
     server.start()
-    url = f"http://127.0.0.1:{port}"
-    requests.post(f"{url}/moto-api/config", json={"batch": {"use_docker": False}}, timeout=10)
-    yield url
+    server.url = f"http://127.0.0.1:{server.get_host_and_port()[1]}"
+    requests.post(f"{server.url}/moto-api/config", json={"batch": {"use_docker": False}}, timeout=10)
+    yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def moto_server(moto) -> str:
+    """The URL of this module's moto server."""
+    return moto.url

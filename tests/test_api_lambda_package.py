@@ -52,6 +52,7 @@ def test_settings_read_the_stacks_environment_variables(monkeypatch) -> None:
         "VSR_SEGMENT_TIME_MAX": "30",
         "VSR_DEFAULT_MODEL": "realesr-animevideov3",
         "VSR_JOB_TTL_DAYS": "7",
+        "VSR_STACK": "vsr-prod",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -66,10 +67,26 @@ def test_settings_read_the_stacks_environment_variables(monkeypatch) -> None:
     assert s.stage_definitions() == {"split": "js", "upscale": "ju", "merge": "jm"}
     assert (s.input_prefix, s.max_input_bytes, s.segment_time_min, s.segment_time_max) == ("in/", 1000, 2.0, 30.0)
     assert (s.default_model, s.job_ttl_days, s.max_duration_seconds) == ("realesr-animevideov3", 7, 60.0)
-    monkeypatch.delenv("VSR_TABLE")
-    with pytest.raises(ValueError, match="VSR_TABLE"):
-        ApiSettings().check_cloud()
-    monkeypatch.setenv("VSR_TABLE", "t")
-    monkeypatch.delenv("VSR_QUEUE_CPU_SPOT")
-    with pytest.raises(ValueError, match="VSR_QUEUE_CPU_SPOT"):
-        ApiSettings().check_cloud()
+    assert s.stack == "vsr-prod"
+    for name in ("VSR_TABLE", "VSR_STACK", "VSR_QUEUE_CPU_SPOT"):
+        monkeypatch.delenv(name)
+        with pytest.raises(ValueError, match=name):
+            ApiSettings().check_cloud()
+        monkeypatch.setenv(name, env[name])
+
+
+def test_every_variable_the_stack_sets_is_one_the_api_reads() -> None:
+    from stack.api import lambda_environment
+    from tests.api.moto_world import stack_settings
+    from vsr_api.settings import ApiSettings
+
+    env = lambda_environment(
+        stack="vsr-prod",
+        settings=stack_settings("inf1"),
+        bucket="b",
+        table="t",
+        queues={"spot": "qs", "on_demand": "qo", "cpu_spot": "cs", "cpu_on_demand": "co"},
+        job_definitions={"split": "js", "upscale": "ju", "merge": "jm"},
+    )
+    read = {f"VSR_{name.upper()}" for name in ApiSettings.model_fields}
+    assert set(env) <= read, sorted(set(env) - read)

@@ -3,68 +3,33 @@
 API calls go to the Lambda handler in-process (an adapter turns each request into an API
 Gateway proxy event); presigned URLs go over HTTP to the moto server, as they would to S3.
 This covers the presigned single PUT, the multipart upload (parts + complete) and the
-presigned download.
+presigned download; every call they make must be one the stack's IAM policies allow.
 """
 
 from __future__ import annotations
 
-import base64
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import requests
-from requests.adapters import BaseAdapter
 
 from tests.api.media import small_video
-from tests.api.moto_world import BUCKET, EndpointSession, FakeContext, World, build_world, proxy_event
+from tests.api.moto_world import BUCKET, EndpointSession, World, build_world, sdk
 from vsr_api.adapters import s3_storage
-from vsr_client.client import Client
-
-API = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
-
-
-class HandlerAdapter(BaseAdapter):
-    """requests -> API Gateway proxy event -> the Lambda handler -> requests.Response."""
-
-    def __init__(self, world: World) -> None:
-        super().__init__()
-        self.world = world
-
-    def send(self, request, **kwargs):  # type: ignore[override]
-        parts = urlsplit(request.url)
-        body = request.body.decode() if isinstance(request.body, bytes) else request.body
-        event = proxy_event(
-            request.method, parts.path.removeprefix("/prod") or "/", raw=body, headers=dict(request.headers)
-        )
-        if parts.query:
-            event["queryStringParameters"] = dict(p.split("=", 1) for p in parts.query.split("&"))
-        answer = self.world.handler(event, FakeContext())
-        response = requests.Response()
-        response.status_code = answer["statusCode"]
-        raw = answer["body"] or ""
-        response._content = base64.b64decode(raw) if answer.get("isBase64Encoded") else raw.encode()
-        response.headers.update(answer.get("headers") or {})
-        response.request, response.url = request, request.url
-        return response
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture()
-def world(moto_server: str, monkeypatch: pytest.MonkeyPatch):
+def world(moto, monkeypatch: pytest.MonkeyPatch):
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "testing")
-    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
-    return build_world(EndpointSession(moto_server))
-
-
-def sdk(world: World) -> Client:
-    session = requests.Session()
-    session.mount(API, HandlerAdapter(world))
-    return Client(API, api_key="k", session=session, retries=1, backoff=0.01)
+    requests.post(f"{moto.url}/moto-api/reset", timeout=10)
+    start = len(moto.recorder.calls)
+    world = build_world(EndpointSession(moto.url))
+    yield world
+    calls = moto.recorder.calls[start:]
+    assert [c for c in calls if world.principal(c)], "no call of the Lambda was recorded"
+    assert world.iam_problems(calls) == []
 
 
 def test_upload_submit_wait_download_through_presigned_urls(world: World, tmp_path: Path) -> None:

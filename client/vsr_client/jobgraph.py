@@ -13,6 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 WORKER_COMMAND = "vsr-worker"
 ARRAY_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
+# Threads a stage may use (the cores it was given); the stack sets it from the stage's vCPUs.
+THREADS_ENV = "VSR_THREADS"
+# The tag every Batch job of one deployment carries (value: the stack's name); the API's IAM
+# policy lets it terminate only jobs with its own value.
+STACK_TAG = "vsr:stack"
 
 StageName = Literal["split", "upscale", "merge"]
 # Stages that need no accelerator: on AWS they run on the stack's small CPU compute environment.

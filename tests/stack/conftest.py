@@ -144,3 +144,18 @@ def _ok(p: Program) -> Program:
     # A program that registered nothing would let every other assertion pass vacuously.
     assert len([r for r in p.resources if r["custom"]]) > 50
     return p
+
+
+def settings_of(variant: str, program: Program):
+    """The ``StackSettings`` a variant's run was built from: its stack's config and its
+    environment (``Program.archives`` holds the whole environment the run had)."""
+    from stack.settings import load_settings
+    from tests.stack.harness import stack_config
+
+    stack, _ = VARIANTS[variant]
+    with pytest.MonkeyPatch.context() as mp:
+        for key in [k for k in os.environ if k.startswith("VSR_STACK_")]:
+            mp.delenv(key)
+        for key, value in program.archives.items():
+            mp.setenv(key, value)
+        return load_settings(stack_config(stack))

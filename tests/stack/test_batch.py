@@ -12,9 +12,9 @@ import pytest
 from botocore.model import Shape
 from botocore.validate import ParamValidator
 
-from stack.compute import runnable_time_limits
+from stack.compute import job_definition_request, runnable_time_limits
 from stack.settings import ACCELERATOR_PROFILES, Accelerator
-from tests.stack.conftest import Program
+from tests.stack.conftest import Program, settings_of
 from vsr_api.adapters.batch_scheduler import submit_job_params
 from vsr_api.job_record import JobRecord
 from vsr_api.settings import ApiSettings
@@ -142,6 +142,30 @@ def test_job_definitions_are_valid_register_requests(program: Program) -> None:
     assert len(jds) == 3
     for jd in jds:
         _validate("RegisterJobDefinition", _register_job_definition(jd["inputs"]))
+
+
+@pytest.mark.parametrize("variant", ["prod", "inf2", "gpu", "dev"])
+def test_job_definitions_are_the_requests_the_emulated_batch_runs(programs: dict[str, Program], variant: str) -> None:
+    """The stack registers exactly ``job_definition_request`` (what tests/test_cloud_e2e.py
+    registers in moto and runs), given this run's settings and resolved names."""
+    p = programs[variant]
+    settings = settings_of(variant, p)
+    shape = BATCH.operation_model("RegisterJobDefinition").input_shape
+    for jd in p.of_type(JD):
+        stage = jd["name"].rsplit("-", 1)[-1]
+        registered = _coerce(shape, _register_job_definition(jd["inputs"]))
+        container = registered["containerProperties"]
+        expected = job_definition_request(
+            settings,
+            stage,
+            image=container["image"],
+            job_role_arn=container["jobRoleArn"],
+            log_group=p.exports["batch_log_group"],
+            region="us-east-1",
+            bucket=p.exports["bucket"],
+        )
+        assert {k: v for k, v in registered.items() if k not in ("jobDefinitionName", "tags")} == expected
+        assert container["image"] == p.exports["worker_image"]
 
 
 def test_the_validator_catches_a_wrong_field_name_and_enum(prod: Program) -> None:

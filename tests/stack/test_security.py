@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from stack.api import ROUTES
-from stack.iam import RESOURCELESS_ACTIONS
+from stack.iam import RESOURCELESS_ACTIONS, lambda_policy, worker_policy
 from tests.stack.conftest import Program
 
 DATA_OR_SUBMIT_PREFIXES = ("s3:", "dynamodb:", "batch:SubmitJob", "batch:TerminateJob", "batch:CancelJob")
@@ -137,16 +137,19 @@ def test_no_policy_grants_data_or_batch_submit_actions_on_star(program: Program)
     assert seen >= 10
 
 
-def test_worker_role_reaches_only_its_bucket_prefixes(prod: Program) -> None:
+def test_worker_role_reads_the_bucket_and_writes_only_job_files_and_results(prod: Program) -> None:
     bucket_arn = f"arn:aws:s3:::{prod.exports['bucket']}"
     doc = _role_policy(prod, "vsr-prod-batch-job-s3")
     grants = {st["Sid"]: st for st in _statements(doc)}
-    assert grants["ReadInputs"]["Action"] == ["s3:GetObject"]
-    assert grants["ReadInputs"]["Resource"] == [f"{bucket_arn}/inputs/*"]
-    assert grants["ReadWriteIntermediates"]["Resource"] == [f"{bucket_arn}/jobs/*"]
-    assert "s3:PutObject" in grants["ReadWriteIntermediates"]["Action"]
-    assert grants["WriteOutputs"]["Resource"] == [f"{bucket_arn}/outputs/*"]
-    assert "s3:DeleteObject" not in grants["WriteOutputs"]["Action"]
+    assert set(grants) == {"ReadObjects", "WriteJobFiles", "WriteResults", "ListOwnBucket"}
+    # Sources may be any key outside the service's prefixes: reads reach the whole bucket.
+    read = grants["ReadObjects"]
+    assert (read["Action"], read["Resource"]) == (["s3:GetObject"], [f"{bucket_arn}/*"])
+    assert grants["WriteJobFiles"]["Resource"] == [f"{bucket_arn}/jobs/*"]
+    assert grants["WriteResults"]["Resource"] == [f"{bucket_arn}/outputs/*"]
+    assert "s3:DeleteObject" not in grants["WriteResults"]["Action"]
+    writes = [a for st in _statements(doc) if st["Sid"] != "ReadObjects" for a in st["Action"]]
+    assert "s3:GetObject" not in writes
     assert grants["ListOwnBucket"] == {
         "Sid": "ListOwnBucket",
         "Effect": "Allow",
@@ -154,25 +157,55 @@ def test_worker_role_reaches_only_its_bucket_prefixes(prod: Program) -> None:
         "Resource": [bucket_arn],
     }
     for st in _statements(doc):
+        assert st["Effect"] == "Allow"
         for res in _as_list(st["Resource"]):
             assert res == bucket_arn or res.startswith(f"{bucket_arn}/"), res
         assert all(a.startswith("s3:") for a in _as_list(st["Action"]))
 
 
-def test_lambda_submits_only_to_this_stacks_queues_and_definitions(prod: Program) -> None:
+def test_lambda_submits_only_to_this_stacks_queues_and_stops_only_its_jobs(prod: Program) -> None:
     doc = _role_policy(prod, "vsr-prod-api-function")
-    submit = [st for st in _statements(doc) if "batch:SubmitJob" in _as_list(st["Action"])]
-    assert len(submit) == 1
+    grants = {st["Sid"]: st for st in _statements(doc)}
     queues = {prod.exports[f"queue_{q}"] for q in ("spot", "on_demand", "cpu_spot", "cpu_on_demand")}
     defs = {prod.exports[f"job_definition_{s}"].rsplit(":", 1)[0] for s in ("split", "upscale", "merge")}
-    assert set(submit[0]["Resource"]) == queues | defs | {f"{d}:*" for d in defs}
-    stop = next(st for st in _statements(doc) if "batch:TerminateJob" in _as_list(st["Action"]))
-    assert stop["Resource"] == ["arn:aws:batch:us-east-1:123456789012:job/*"]
-    table = next(st for st in _statements(doc) if any(a.startswith("dynamodb:") for a in _as_list(st["Action"])))
-    assert all(":table/vsr-prod-jobs" in r for r in table["Resource"])
-    s3 = [r for st in _statements(doc) for r in _as_list(st["Resource"]) if r.startswith("arn:aws:s3:::")]
+    assert set(grants["SubmitToOwnQueuesAndDefinitions"]["Resource"]) == queues | defs | {f"{d}:*" for d in defs}
+    jobs = ["arn:aws:batch:us-east-1:123456789012:job/*"]
+    created = grants["CreateTaggedJobs"]
+    assert (created["Action"], created["Resource"]) == (["batch:SubmitJob", "batch:TagResource"], jobs)
+    assert created["Condition"] == {"StringEquals": {"aws:RequestTag/vsr:stack": "vsr-prod"}}
+    stop = grants["StopOwnJobs"]
+    assert (stop["Action"], stop["Resource"]) == (["batch:TerminateJob"], jobs)
+    assert stop["Condition"] == {"StringEquals": {"aws:ResourceTag/vsr:stack": "vsr-prod"}}
+    env = prod.inputs("aws:lambda/function:Function")["environment"]["variables"]
+    assert env["VSR_STACK"] == "vsr-prod"  # the value the Lambda tags its jobs with
+    actions = {a for st in _statements(doc) for a in _as_list(st["Action"])}
+    assert not actions & {"batch:CancelJob", "s3:DeleteObject", "dynamodb:UpdateItem", "dynamodb:Query"}
+    table = grants["JobTable"]
+    assert table["Resource"] == [f"arn:aws:dynamodb:us-east-1:123456789012:table/{prod.exports['table']}"]
+    s3 = {r for st in _statements(doc) for r in _as_list(st["Resource"]) if r.startswith("arn:aws:s3:::")}
     bucket_arn = f"arn:aws:s3:::{prod.exports['bucket']}"
-    assert set(s3) == {bucket_arn, f"{bucket_arn}/inputs/*", f"{bucket_arn}/jobs/*", f"{bucket_arn}/outputs/*"}
+    assert s3 == {bucket_arn, f"{bucket_arn}/*", f"{bucket_arn}/outputs/*"}
+    deny = grants["NeverWriteResults"]
+    assert deny["Effect"] == "Deny" and deny["Resource"] == [f"{bucket_arn}/outputs/*"]
+
+
+def test_role_policies_are_the_documents_the_e2e_tests_evaluate(program: Program) -> None:
+    """The deployed documents equal stack.iam's functions of this run's resolved ARNs, which
+    tests/test_cloud_e2e.py checks against every AWS call the Lambda and the worker make."""
+    e = program.exports
+    bucket_arn = f"arn:aws:s3:::{e['bucket']}"
+    name = program.one("aws:lambda/function:Function")["name"].removesuffix("-api")
+    assert _role_policy(program, f"{name}-batch-job-s3") == worker_policy(bucket_arn, "jobs/", "outputs/")
+    assert _role_policy(program, f"{name}-api-function") == lambda_policy(
+        stack=name,
+        bucket_arn=bucket_arn,
+        output_prefix="outputs/",
+        table_arn=f"arn:aws:dynamodb:us-east-1:123456789012:table/{e['table']}",
+        queue_arns=[e[f"queue_{q}"] for q in sorted(("spot", "on_demand", "cpu_spot", "cpu_on_demand"))],
+        job_definition_arn_prefixes=[e[f"job_definition_{s}"].rsplit(":", 1)[0] for s in ("merge", "split", "upscale")],
+        job_arn_pattern="arn:aws:batch:us-east-1:123456789012:job/*",
+        log_group_arn=f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/{name}-api",
+    )
 
 
 def test_lambda_environment_names_the_stack(prod: Program) -> None:
@@ -198,6 +231,7 @@ def test_lambda_environment_names_the_stack(prod: Program) -> None:
         "VSR_DEFAULT_MODEL": "realesr-animevideov3",
         "VSR_DEVICE": "neuron",
         "VSR_JOB_TTL_DAYS": "90",
+        "VSR_STACK": "vsr-prod",
     }
 
 

@@ -22,6 +22,16 @@ copy_config_to_registered_loggers(source_logger=logger, include={"vsr_api"})
 Handler = Callable[[dict, Any], dict]
 
 
+def s3_client_config() -> Any:
+    """The Lambda's S3 client: presigned URLs signed with SigV4 on the bucket's regional
+    virtual-hosted endpoint. botocore's defaults sign them with SigV2 in us-east-1 and
+    eu-west-1, which buckets created after June 2020 reject, and on the global endpoint,
+    which redirects for a new bucket's first day (the redirect breaks the signature)."""
+    from botocore.config import Config
+
+    return Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
+
+
 def build_cloud_service(settings: ApiSettings | None = None, session: Any = None) -> JobService:
     import boto3
 
@@ -34,7 +44,7 @@ def build_cloud_service(settings: ApiSettings | None = None, session: Any = None
     session = session or boto3.session.Session()
     return JobService(
         settings,
-        storage=S3Storage(session.client("s3"), settings.bucket),
+        storage=S3Storage(session.client("s3", config=s3_client_config()), settings.bucket),
         prober=AvProber(),
         store=DynamoJobStore(session.client("dynamodb"), settings.table, settings.job_ttl_days),
         scheduler=BatchScheduler(session.client("batch"), settings),

@@ -1,7 +1,8 @@
 """Per-stage progress from the records the worker stages write under ``<work>/progress/``.
 
 See vsr_worker.progress: one JSON record per (stage, index) with ``state`` running|done and
-frame counts. The scheduler's view (Batch job states) wins where it knows more.
+frame counts, or ``failed`` with the stage's one-line error. The scheduler's view (Batch job
+states) wins where it knows more; a failed stage's reason is the worker's own words.
 """
 
 from __future__ import annotations
@@ -32,8 +33,28 @@ def from_records(records: list[dict], segments: int) -> JobProgress:
             total=total,
             frames_done=sum(r.get("done", 0) for r in recs) if recs else None,
             frames_total=frames_total or (recs[0].get("total") if recs and stage != "upscale" else None),
+            reason=_error(recs, stage == "upscale" and segments > 1),
         )
     return JobProgress(**out)
+
+
+def _error(records: list[dict], array: bool) -> str | None:
+    """The first failed record's ``[code] message`` (``child N: ...`` in an array)."""
+    for rec in sorted(records, key=lambda r: r.get("index") or 0):
+        error = rec.get("error") if rec.get("state") == "failed" else None
+        if isinstance(error, dict) and error.get("code"):
+            text = f"[{error['code']}] {error.get('message', '')}".strip()
+            return f"child {rec.get('index', 0)}: {text}" if array else text
+    return None
+
+
+def failure_reason(progress: JobProgress) -> str | None:
+    """``<stage>: <reason>`` of the first failed stage (later ones failed because it did)."""
+    for stage in ("split", "upscale", "merge"):
+        p: StageProgress = getattr(progress, stage)
+        if p.state == "failed" and p.reason:
+            return f"{stage}: {p.reason}"
+    return None
 
 
 def combine(scheduler: JobProgress, records: JobProgress) -> JobProgress:
@@ -43,7 +64,10 @@ def combine(scheduler: JobProgress, records: JobProgress) -> JobProgress:
         s: StageProgress = getattr(scheduler, stage)
         r: StageProgress = getattr(records, stage)
         if s.state != "pending" and _RANK[s.state] >= _RANK[r.state]:
-            merged[stage] = s.model_copy(update={"frames_done": r.frames_done, "frames_total": r.frames_total})
+            update = {"frames_done": r.frames_done, "frames_total": r.frames_total}
+            if s.state == "failed" and r.reason:  # the worker's error beats Batch's exit status
+                update["reason"] = r.reason
+            merged[stage] = s.model_copy(update=update)
         else:
             merged[stage] = r.model_copy(update={"failed": s.failed, "reason": s.reason})
     return JobProgress(**merged)

@@ -220,10 +220,13 @@ class JobService:
         progress_dir = f"{record.work_prefix}/progress/"
         records = self.storage.read_json_under(progress_dir) if record.segments <= MAX_PROGRESS_SEGMENTS else []
         progress = progress_records.combine(seen.progress, progress_records.from_records(records, record.segments))
-        if (seen.state, progress, seen.failure_reason) != (record.state, record.progress, record.failure_reason):
+        reason = seen.failure_reason
+        if seen.state == "failed":
+            reason = progress_records.failure_reason(progress) or reason
+        if (seen.state, progress, reason) != (record.state, record.progress, record.failure_reason):
             if seen.state == "succeeded":
                 record.output_key = self._written_output(record)
-            record.state, record.progress, record.failure_reason = seen.state, progress, seen.failure_reason
+            record.state, record.progress, record.failure_reason = seen.state, progress, reason
             record.touch()
             self.store.put(record)
         return record

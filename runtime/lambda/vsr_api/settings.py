@@ -37,6 +37,10 @@ class ApiSettings(BaseSettings):
         description="upscale backend written into every manifest; the stack sets it from its accelerator",
     )
     job_ttl_days: int = Field(default=30, ge=1, description="job records expire this many days after creation")
+    stack: str = Field(
+        default="",
+        description="the deployment's name, tagged on every Batch job (vsr:stack); the Lambda may stop only those",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ApiSettings:
@@ -62,6 +66,7 @@ class ApiSettings(BaseSettings):
             "job_definition_split",
             "job_definition_upscale",
             "job_definition_merge",
+            "stack",
         )
         missing = [f"VSR_{name.upper()}" for name in needed if not getattr(self, name)]
         if missing:

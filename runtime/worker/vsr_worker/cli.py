@@ -146,7 +146,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     manifest = load_manifest(args.manifest)
     index = array_index(args.index) if args.command == "upscale" else 0
-    with _stage_log(manifest, args.command, index):
+    with _stage_log(manifest, args.command, index), _failure_record(manifest, args.command, index):
         if args.command == "split":
             from vsr_worker.stages.split import run_split
 
@@ -160,6 +160,21 @@ def _dispatch(args: argparse.Namespace) -> int:
 
             print(json.dumps(run_merge(manifest)))
     return 0
+
+
+@contextlib.contextmanager
+def _failure_record(manifest, stage: str, index: int) -> Iterator[None]:
+    """A stage's error (code and one-line message) also goes into its progress record."""
+    try:
+        yield
+    except VsrError as exc:
+        from vsr_worker.progress import record_failure
+
+        try:
+            record_failure(manifest.work, stage, index, exc.code.value, exc.message)
+        except Exception:  # the record is a courtesy: never hide the stage's own error
+            logging.getLogger(__name__).warning("could not store the failure record", exc_info=True)
+        raise
 
 
 @contextlib.contextmanager

@@ -46,3 +46,16 @@ class ProgressWriter:
 
     def finish(self, **extra: object) -> None:
         self.write("done", **extra)
+
+
+def record_failure(work: str, stage: str, index: int, code: str, message: str) -> None:
+    """Replace the stage's record with its one-line error: the API reports it as the job's
+    failure reason (Batch itself only says "Essential container in task exited")."""
+    record = {
+        "stage": stage,
+        "index": index,
+        "state": "failed",
+        "error": {"code": code, "message": storage.without_scratch_paths(message)},
+        "updated": time.time(),
+    }
+    storage.write_json(layout.progress(work, stage, index), record)

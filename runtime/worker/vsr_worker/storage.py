@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -147,6 +148,13 @@ def _scratch_dir() -> str:
     path = os.environ.get("VSR_SCRATCH_DIR") or tempfile.gettempdir()
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def without_scratch_paths(text: str) -> str:
+    """``text`` with this host's temporary download/upload paths cut to the object's name:
+    for messages shown to users, who know their file but not the worker's disk."""
+    scratch = re.escape(os.path.join(_scratch_dir(), ""))
+    return re.sub(scratch + r"vsr-(?:in|out)-[^/\s]+/", "", text)
 
 
 @contextlib.contextmanager

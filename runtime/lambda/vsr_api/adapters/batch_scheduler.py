@@ -18,7 +18,7 @@ from vsr_api.job_record import JobRecord
 from vsr_api.ports import Observation
 from vsr_api.settings import ApiSettings
 from vsr_client.api_models import JobProgress, JobState, StageProgress
-from vsr_client.jobgraph import CANCEL_REASON_PREFIX, JOB_ID_PARAMETER, MANIFEST_PARAMETER, StageSpec
+from vsr_client.jobgraph import CANCEL_REASON_PREFIX, JOB_ID_PARAMETER, MANIFEST_PARAMETER, STACK_TAG, StageSpec
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ def submit_job_params(
         "jobQueue": settings.queue(record.env, spec.name),
         "jobDefinition": settings.stage_definitions()[spec.name],
         "parameters": {MANIFEST_PARAMETER: manifest_uri, JOB_ID_PARAMETER: record.job_id},
-        "tags": {JOB_ID_TAG: record.job_id, STAGE_TAG: spec.name},
+        # The stack tag is what the Lambda's IAM policy lets it terminate (stack/iam.py).
+        "tags": {JOB_ID_TAG: record.job_id, STAGE_TAG: spec.name, STACK_TAG: settings.stack},
         "propagateTags": True,
     }
     if spec.array_size:

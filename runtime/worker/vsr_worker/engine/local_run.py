@@ -24,7 +24,7 @@ from vsr_client.contract import (
     validate_segment_time,
 )
 from vsr_client.devices import DEVICE_ENV
-from vsr_client.jobgraph import StageSpec, build_job_graph
+from vsr_client.jobgraph import THREADS_ENV, StageSpec, build_job_graph
 from vsr_worker import layout, storage
 from vsr_worker.engine.local_scheduler import LocalScheduler, StageFailure
 from vsr_worker.engine.progress_view import ProgressView
@@ -157,7 +157,7 @@ def execute_graph(
     """
     n_jobs = jobs or default_jobs(segments)
     threads = max(1, (os.cpu_count() or 1) // min(n_jobs, segments))
-    scheduler = LocalScheduler(work / "logs", jobs=n_jobs, env={"VSR_THREADS": str(threads)}, on_tick=on_tick)
+    scheduler = LocalScheduler(work / "logs", jobs=n_jobs, env={THREADS_ENV: str(threads)}, on_tick=on_tick)
     try:
         scheduler.run(graph)
     except StageFailure as exc:

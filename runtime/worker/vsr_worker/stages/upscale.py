@@ -24,6 +24,7 @@ import av
 import torch
 
 from vsr_client.contract import ErrorCode, Manifest, VsrError
+from vsr_client.jobgraph import THREADS_ENV
 from vsr_worker import layout, storage
 from vsr_worker.backends import make_runner
 from vsr_worker.media.encode import add_video_encoder
@@ -41,7 +42,7 @@ FAULT_ENV = "VSR_FAULT_EXIT_AFTER_PARTS"
 
 
 def worker_threads() -> int:
-    return max(1, int(os.environ.get("VSR_THREADS") or os.cpu_count() or 1))
+    return max(1, int(os.environ.get(THREADS_ENV) or os.cpu_count() or 1))
 
 
 def batch_size() -> int:
@@ -201,6 +202,7 @@ class _SegmentUpscaler:
             return self.parts
         # Tiled, batched inference on the manifest's backend (docs/models.md); same contract as a model.
         model = make_runner(self.manifest.model, self.manifest.scale, self.manifest.device)
+        log.info("segment %d: model %s on backend %s", index, self.manifest.model, model.backend.name)
         with storage.input_file(self.seg["chunk"]) as chunk_path, av.open(str(chunk_path)) as src:
             rate = primary_video_stream(src).average_rate
             owned = _owned_frames(src, self.tb, self.seg["pts_lo"], self.seg["pts_hi"])
