@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.worker_cli import run_worker
 from vsr_client.contract import ExitCode
-
-WORKER = [sys.executable, "-m", "vsr_worker"]
-
-
-def run_worker(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*WORKER, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 def _audio_only(d: Path) -> Path:
