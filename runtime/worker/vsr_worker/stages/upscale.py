@@ -287,22 +287,23 @@ class _SegmentUpscaler:
             rate = primary_video_stream(src).average_rate
             owned = _owned_frames(src, self.tb, self.seg["pts_lo"], self.seg["pts_hi"])
             decoded = threaded(itertools.islice(owned, skip, None), maxsize=8)  # skipped frames: decode only
-            first = next(decoded, None)
-            if first is None:
-                return self.parts
-            spec = ColorSpec.of(first)
-            self._new_part = lambda: _PartWriter(
-                layout.checkpoint(self.manifest.work, index, len(self.parts)),
-                self.manifest,
-                first,
-                spec,
-                self.tb,
-                rate,
-            )
-            self._writer = self._new_part()
-            pix_fmt = self._writer.pix_fmt
-            sink = ThreadedSink(self._encode, maxsize=8)
+            sink: Optional[ThreadedSink] = None
             try:
+                first = next(decoded, None)
+                if first is None:
+                    return self.parts
+                spec = ColorSpec.of(first)
+                self._new_part = lambda: _PartWriter(
+                    layout.checkpoint(self.manifest.work, index, len(self.parts)),
+                    self.manifest,
+                    first,
+                    spec,
+                    self.tb,
+                    rate,
+                )
+                self._writer = self._new_part()
+                pix_fmt = self._writer.pix_fmt
+                sink = ThreadedSink(self._encode, maxsize=8)
                 with torch.inference_mode():
                     for batch in _batches(itertools.chain([first], decoded), batch_size()):
                         x = torch.stack([frame_to_tensor(f, spec) for f in batch])
@@ -319,6 +320,11 @@ class _SegmentUpscaler:
                 sink.put(None)
                 sink.close()
             finally:
+                # Stop the encoder and decoder threads before the containers they use close:
+                # PyAV objects used after close crash the process (seen with a full disk).
+                if sink is not None:
+                    sink.abort()
+                decoded.close()
                 if self._writer is not None:
                     self._writer.abort()
         return self.parts
