@@ -13,6 +13,7 @@ from botocore.model import Shape
 from botocore.validate import ParamValidator
 
 from stack.settings import ACCELERATOR_PROFILES, Accelerator
+from tests.batch_rules import batch_decides
 from tests.stack.conftest import Program
 from vsr_client.contract import BAD_INPUT_EXIT_CODES, ExitCode
 from vsr_client.jobgraph import build_job_graph
@@ -195,21 +196,6 @@ def test_every_stage_runs_the_worker_with_the_manifest_parameter(program: Progra
         assert c["privileged"] is False
 
 
-def _batch_decides(rules: list[dict], exit_code: int | None, status_reason: str = "") -> str:
-    """AWS's documented EvaluateOnExit semantics, written here from the API reference: a pattern
-    is exact or ends in '*'; every condition of a rule must match; the first matching rule wins;
-    an attempt no rule matches is retried."""
-
-    def glob(pattern: str, value: str) -> bool:
-        return value.startswith(pattern[:-1]) if pattern.endswith("*") else value == pattern
-
-    seen = {"onExitCode": "" if exit_code is None else str(exit_code), "onStatusReason": status_reason, "onReason": ""}
-    for rule in rules:
-        if all(glob(v, seen[k]) for k, v in rule.items() if k != "action"):
-            return rule["action"]
-    return "RETRY"
-
-
 def test_retries_host_loss_and_storage_and_stops_on_bad_input(program: Program) -> None:
     for jd in program.of_type(JD):
         rs = jd["inputs"]["retryStrategy"]
@@ -217,13 +203,13 @@ def test_retries_host_loss_and_storage_and_stops_on_bad_input(program: Program) 
         rules = rs["evaluateOnExits"]
         assert len(rules) <= 5  # Batch's limit
         assert rules[-1] == {"action": "EXIT", "onReason": "*"}
-        assert _batch_decides(rules, None, "Host EC2 (instance i-0123456789abcdef0) terminated.") == "RETRY"
+        assert batch_decides(rules, None, "Host EC2 (instance i-0123456789abcdef0) terminated.") == "RETRY"
         for code in (*BAD_INPUT_EXIT_CODES, ExitCode.UNAVAILABLE):  # bad input, a host without the device
-            assert _batch_decides(rules, int(code)) == "EXIT", code
-        assert _batch_decides(rules, int(ExitCode.TEMPFAIL)) == "RETRY"  # storage after its retries
+            assert batch_decides(rules, int(code)) == "EXIT", code
+        assert batch_decides(rules, int(ExitCode.TEMPFAIL)) == "RETRY"  # storage after its retries
         # Internal failures exit; the worker itself asks for their one retry (exit 75, first attempt).
         for code in (ExitCode.FAILURE, ExitCode.SOFTWARE, ExitCode.CANTCREAT, ExitCode.IOERR, 137, 139):
-            assert _batch_decides(rules, int(code)) == "EXIT", code
+            assert batch_decides(rules, int(code)) == "EXIT", code
         assert jd["inputs"]["timeout"]["attemptDurationSeconds"] >= 60
         assert jd["inputs"]["platformCapabilities"] == ["EC2"]
 

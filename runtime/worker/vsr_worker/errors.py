@@ -61,7 +61,15 @@ def is_storage_failure(exc: BaseException) -> bool:
 
 
 def storage_error(op: str, uri: str, exc: BaseException) -> VsrError:
-    """``storage_error`` for an S3 call that failed after botocore's retries."""
+    """``storage_error`` for an S3 call that failed after botocore's retries.
+
+    The transfer manager wraps S3's answer in its own exception (whose text names the local
+    temp file): the message is taken from S3's answer, found down the exception's chain.
+    """
+    cause: "BaseException | None" = exc
+    while cause is not None and not getattr(cause, "response", None):
+        cause = cause.__cause__ or cause.__context__
+    exc = cause or exc
     response = getattr(exc, "response", None) or {}
     error = response.get("Error", {})
     retries = response.get("ResponseMetadata", {}).get("RetryAttempts")
