@@ -20,8 +20,10 @@ from tests.s3_faults import INTERNAL_ERROR, SERVICE_UNAVAILABLE, SLOW_DOWN, faul
 from tests.worker_cli import Job, error_line, run_worker
 from vsr_client.contract import ERROR_EXIT_CODES, ErrorCode, ExitCode
 from vsr_client.jobgraph import StageSpec, build_job_graph
-from vsr_client.retry_matrix import DEFAULT_ATTEMPTS, exit_status
+from vsr_client.retry_matrix import ATTEMPT_ENV, DEFAULT_ATTEMPTS, exit_status
+from vsr_worker import cli
 from vsr_worker.engine.local_scheduler import LocalScheduler, StageFailure
+from vsr_worker.stages import merge as merge_stage
 
 BUCKET = "vsr-retries"
 
@@ -160,3 +162,23 @@ def test_storage_failing_after_every_retry_is_one_line_and_leaves_nothing(s3_job
     assert "jobs/j1/split/seg_00001.mp4" not in _keys(s3, "jobs/j1/")
     assert "jobs/j1/split/index.json" not in _keys(s3, "jobs/j1/")
     assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def _broken_merge(manifest):
+    return {}["frames"]  # a bug: KeyError
+
+
+@pytest.mark.parametrize(
+    ("attempt", "status"), [(None, ExitCode.SOFTWARE), ("1", ExitCode.TEMPFAIL), ("2", ExitCode.SOFTWARE)]
+)
+def test_a_bug_is_one_line_internal_error_retried_once(upscaled_job: Job, monkeypatch, capsys, attempt, status):
+    monkeypatch.setattr(merge_stage, "run_merge", _broken_merge)
+    if attempt is None:
+        monkeypatch.delenv(ATTEMPT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(ATTEMPT_ENV, attempt)
+    assert cli.main(["merge", "--manifest", upscaled_job.manifest]) == int(status)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    where = f"{Path(__file__).name}:{_broken_merge.__code__.co_firstlineno + 1}"
+    assert err.strip().splitlines()[-1] == f"vsr-worker: error [internal_error]: KeyError: 'frames' ({where})"
