@@ -5,6 +5,7 @@ SlowDown: the worker retries and succeeds, and after too many failures exits sto
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -182,3 +183,14 @@ def test_a_bug_is_one_line_internal_error_retried_once(upscaled_job: Job, monkey
     assert "Traceback" not in err
     where = f"{Path(__file__).name}:{_broken_merge.__code__.co_firstlineno + 1}"
     assert err.strip().splitlines()[-1] == f"vsr-worker: error [internal_error]: KeyError: 'frames' ({where})"
+
+
+def test_the_readme_error_table_is_the_contracts() -> None:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = text.split("### Errors and exit codes", 1)[1].split("**Retries**", 1)[0]
+    documented: dict[str, int] = {}
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].isdigit():
+            documented.update((name, int(cells[0])) for name in re.findall(r"`([a-z_]+)`", cells[2]))
+    assert {code.value: int(exit_code) for code, exit_code in ERROR_EXIT_CODES.items()}.items() <= documented.items()
