@@ -48,11 +48,13 @@ def no_space(directory: str, exc: OSError) -> VsrError:
     return VsrError(ErrorCode.NO_SPACE, f"{what} writing under {_existing_dir(directory)}")
 
 
-def inject_no_space(uri: str, path: Path) -> None:
-    """Fail like a full disk when ``$VSR_FAULT_ENOSPC`` names part of ``uri`` (tests only)."""
+def inject_no_space(uri: str) -> None:
+    """Fail like a full disk when ``$VSR_FAULT_ENOSPC`` names part of ``uri`` (tests only).
+
+    As ``write()`` does: an OSError without a file name (``open()`` would give one)."""
     needle = os.environ.get(FAULT_ENOSPC_ENV)
     if needle and needle in uri:
-        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({FAULT_ENOSPC_ENV})", str(path))
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({FAULT_ENOSPC_ENV})")
 
 
 def is_storage_failure(exc: BaseException) -> bool:

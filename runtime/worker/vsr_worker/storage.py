@@ -174,7 +174,6 @@ def write_bytes(uri: str, data: bytes) -> None:
     _check_scheme(uri)
     if is_s3(uri):
         bucket, key = split_s3(uri)
-        errors.inject_no_space(uri, Path(key))
         with _s3_call("PutObject", uri):
             s3_client().put_object(Bucket=bucket, Key=key, Body=data)
         return
@@ -238,7 +237,7 @@ def output_file(uri: str, suffix: str = "") -> Iterator[Path]:
         try:
             with _disk_writes(scratch):
                 yield tmp
-                errors.inject_no_space(uri, tmp)
+                errors.inject_no_space(uri)
             with _s3_call("upload to", uri):
                 s3_client().upload_file(str(tmp), bucket, key, Config=_transfer_config())
         finally:
@@ -256,7 +255,7 @@ def output_file(uri: str, suffix: str = "") -> Iterator[Path]:
     try:
         with _disk_writes(str(dest.parent)):
             yield tmp
-            errors.inject_no_space(uri, tmp)
+            errors.inject_no_space(uri)
         os.replace(tmp, dest)
     finally:
         with contextlib.suppress(FileNotFoundError):
