@@ -24,6 +24,7 @@ from vsr_client.jobgraph import StageSpec, build_job_graph
 from vsr_client.retry_matrix import ATTEMPT_ENV, DEFAULT_ATTEMPTS, exit_status
 from vsr_worker import cli
 from vsr_worker.engine.local_scheduler import LocalScheduler, StageFailure
+from vsr_worker.errors import FAULT_ENOSPC_ENV
 from vsr_worker.stages import merge as merge_stage
 
 BUCKET = "vsr-retries"
@@ -162,6 +163,22 @@ def test_storage_failing_after_every_retry_is_one_line_and_leaves_nothing(s3_job
     assert faults.answers("PUT", chunk) == [500] * 4  # AWS_MAX_ATTEMPTS attempts, then it gave up
     assert "jobs/j1/split/seg_00001.mp4" not in _keys(s3, "jobs/j1/")
     assert "jobs/j1/split/index.json" not in _keys(s3, "jobs/j1/")
+    assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_a_full_scratch_dir_is_no_space_naming_it(s3_job) -> None:
+    """On S3 a stage writes its files in VSR_SCRATCH_DIR before uploading them."""
+    s3, _, env, tmp_path = s3_job
+    proc = run_worker(
+        "split",
+        "--manifest",
+        f"s3://{BUCKET}/jobs/j1/manifest.json",
+        cwd=tmp_path,
+        env={**env, FAULT_ENOSPC_ENV: "split/seg_00001"},
+    )
+    message = error_line(proc, "no_space", ExitCode.CANTCREAT)
+    assert message == f"no space left on device writing under {tmp_path / 'scratch'}"
+    assert "jobs/j1/split/seg_00001.mp4" not in _keys(s3, "jobs/j1/")
     assert list((tmp_path / "scratch").iterdir()) == []
 
 
