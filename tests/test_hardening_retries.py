@@ -123,6 +123,10 @@ def s3_job(tmp_path: Path, make_case, monkeypatch):
         yield s3, faults, env, tmp_path
 
 
+def _split(tmp_path: Path, env: dict):
+    return run_worker("split", "--manifest", f"s3://{BUCKET}/jobs/j1/manifest.json", cwd=tmp_path, env=env)
+
+
 def _keys(s3, prefix: str) -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []))
 
@@ -132,7 +136,7 @@ def test_split_retries_every_s3_request_that_fails_and_succeeds(s3_job) -> None:
     kinds = [INTERNAL_ERROR, SERVICE_UNAVAILABLE, SLOW_DOWN]
     # Every distinct request fails the first time it is seen (writes of the same key included).
     faults.plan = lambda method, path, seen: kinds[len(faults.log) % 3] if seen == 1 else None
-    proc = run_worker("split", "--manifest", f"s3://{BUCKET}/jobs/j1/manifest.json", cwd=tmp_path, env=env)
+    proc = _split(tmp_path, env)
     assert proc.returncode == 0, proc.stderr
     assert _keys(s3, "jobs/j1/split/") == [
         f"jobs/j1/split/{n}" for n in ("index.json", *(f"seg_{i:05d}.mp4" for i in range(4)))
@@ -150,13 +154,7 @@ def test_storage_failing_after_every_retry_is_one_line_and_leaves_nothing(s3_job
     s3, faults, env, tmp_path = s3_job
     chunk = f"/{BUCKET}/jobs/j1/split/seg_00001.mp4"
     faults.plan = lambda method, path, seen: INTERNAL_ERROR if (method, path) == ("PUT", chunk) else None
-    proc = run_worker(
-        "split",
-        "--manifest",
-        f"s3://{BUCKET}/jobs/j1/manifest.json",
-        cwd=tmp_path,
-        env={**env, "AWS_MAX_ATTEMPTS": "4"},
-    )
+    proc = _split(tmp_path, {**env, "AWS_MAX_ATTEMPTS": "4"})
     message = error_line(proc, "storage_error", ExitCode.TEMPFAIL)
     assert message.startswith(f"upload to s3://{BUCKET}/jobs/j1/split/seg_00001.mp4 failed"), message
     assert "InternalError" in message and str(tmp_path) not in message
@@ -169,13 +167,7 @@ def test_storage_failing_after_every_retry_is_one_line_and_leaves_nothing(s3_job
 def test_a_full_scratch_dir_is_no_space_naming_it(s3_job) -> None:
     """On S3 a stage writes its files in VSR_SCRATCH_DIR before uploading them."""
     s3, _, env, tmp_path = s3_job
-    proc = run_worker(
-        "split",
-        "--manifest",
-        f"s3://{BUCKET}/jobs/j1/manifest.json",
-        cwd=tmp_path,
-        env={**env, FAULT_ENOSPC_ENV: "split/seg_00001"},
-    )
+    proc = _split(tmp_path, {**env, FAULT_ENOSPC_ENV: "split/seg_00001"})
     message = error_line(proc, "no_space", ExitCode.CANTCREAT)
     assert message == f"no space left on device writing under {tmp_path / 'scratch'}"
     assert "jobs/j1/split/seg_00001.mp4" not in _keys(s3, "jobs/j1/")

@@ -15,15 +15,16 @@ that fails to open cannot be the source's fault (split wrote it).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 import av
 
 from vsr_client.contract import ErrorCode, VsrError
-from vsr_worker import errors
+from vsr_worker import errors, storage
 from vsr_worker.media.probe import primary_video_stream
 
 _MASK = (1 << 64) - 1
@@ -60,6 +61,19 @@ def relative(work: str, uri: str) -> str:
     """``uri`` as a key under the job's work prefix (what error messages name)."""
     prefix = work.rstrip("/") + "/"
     return uri[len(prefix) :] if uri.startswith(prefix) else Path(uri).name
+
+
+@contextlib.contextmanager
+def fetched(uri: str, label: str) -> Iterator[Path]:
+    """A stored intermediate as a local path for the block; a missing one is corrupt."""
+    with contextlib.ExitStack() as stack:
+        try:
+            path = stack.enter_context(storage.input_file(uri))
+        except VsrError as exc:
+            if exc.code != ErrorCode.INPUT_NOT_FOUND:
+                raise
+            raise errors.corrupt(f"{label} is missing") from None
+        yield path
 
 
 def _header(path: Path, label: str) -> tuple[int, str]:

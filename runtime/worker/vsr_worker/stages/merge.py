@@ -53,7 +53,7 @@ def run_merge(manifest: Manifest) -> dict:
     output = manifest.output
     fmt = output_format(output)
     with storage.input_file(manifest.source) as src_path, contextlib.ExitStack() as stack:
-        parts = [_fetched_part(stack, r) for r in records]  # local paths, fetched once
+        parts = [stack.enter_context(integrity.fetched(r.record["part"], r.label)) for r in records]  # once
         _verify_parts(records, parts)  # before anything of them is muxed
         try:
             written = _write(manifest, split, src_path, parts, records, output, fmt, progress)
@@ -107,15 +107,6 @@ def _part_records(manifest: Manifest, seg: dict) -> List[_Part]:
     if sum(p.record["frames"] for p in parts) != seg["frames"]:
         raise errors.corrupt(f"the parts of segment {index} do not hold its {seg['frames']} frames")
     return parts
-
-
-def _fetched_part(stack: contextlib.ExitStack, part: _Part) -> Path:
-    try:
-        return stack.enter_context(storage.input_file(part.record["part"]))
-    except VsrError as exc:
-        if exc.code != ErrorCode.INPUT_NOT_FOUND:
-            raise
-        raise errors.corrupt(f"{part.label} is missing") from None
 
 
 def _verify_parts(records: List[_Part], paths: List[Path]) -> None:

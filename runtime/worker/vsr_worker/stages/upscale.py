@@ -124,10 +124,10 @@ def _stored_parts(work: str, index: int) -> List[dict]:
             record = integrity.check_record(read_record(info_uri, label + " record"), label)
             if record["part"] != part_uri or record["number"] != number:
                 raise errors.corrupt(f"{label}: its record describes another part")
-            with storage.input_file(part_uri) as path:
+            with integrity.fetched(part_uri, label) as path:
                 integrity.check_part(record, path, label)
         except VsrError as exc:
-            if exc.code not in (ErrorCode.CORRUPT_INTERMEDIATE, ErrorCode.INPUT_NOT_FOUND):
+            if exc.code != ErrorCode.CORRUPT_INTERMEDIATE:
                 raise
             log.warning("%s: making it again", exc.message)
             break
@@ -178,12 +178,7 @@ def _open_chunk(manifest: Manifest, seg: dict) -> Iterator[av.container.InputCon
     """The segment's chunk, checked against what split recorded: damaged is corrupt_intermediate."""
     label = integrity.relative(manifest.work, seg["chunk"])
     with contextlib.ExitStack() as stack:
-        try:
-            path = stack.enter_context(storage.input_file(seg["chunk"]))
-        except VsrError as exc:
-            if exc.code != ErrorCode.INPUT_NOT_FOUND:
-                raise
-            raise errors.corrupt(f"{label} is missing") from None
+        path = stack.enter_context(integrity.fetched(seg["chunk"], label))
         integrity.check_chunk(seg, path, label)
         try:
             container = stack.enter_context(av.open(str(path)))
