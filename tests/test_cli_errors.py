@@ -33,6 +33,16 @@ def _truncated(d: Path, faststart: bool, make_case) -> Path:
     return p
 
 
+def _garbled_frames(d: Path, make_case) -> Path:
+    """Container intact, frame data damaged: only decoding (in upscale) finds it."""
+    data = bytearray(make_case("cfr25").read_bytes())
+    start = data.find(b"mdat") + 3000
+    data[start : start + 4000] = bytes(b ^ 0xFF for b in data[start : start + 4000])
+    p = d / "garbled.mp4"
+    p.write_bytes(bytes(data))
+    return p
+
+
 BAD_INPUTS = {
     # name: (make input, extra args, exit code, error code)
     "text_file": (
@@ -56,6 +66,7 @@ BAD_INPUTS = {
         ExitCode.DATA,
         "corrupt_input",
     ),
+    "garbled_frames": (_garbled_frames, ["--segment-time", "1", "--model", "bicubic"], ExitCode.DATA, "corrupt_input"),
     "scale_3": (lambda d, mc: mc("cfr25"), ["--scale", "3"], ExitCode.USAGE, "invalid_scale"),
     "segment_time_zero": (lambda d, mc: mc("cfr25"), ["--segment-time", "0"], ExitCode.USAGE, "invalid_segment_time"),
     "segment_time_negative": (

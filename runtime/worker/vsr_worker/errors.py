@@ -28,6 +28,7 @@ FAULT_ENOSPC_ENV = "VSR_FAULT_ENOSPC"
 # the file system or the process (RLIMIT_FSIZE) allows. The remedy is the same: more room.
 _NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _STORAGE_MODULES = ("botocore", "boto3", "s3transfer", "urllib3")
+_PACKAGES = {"vsr_worker", "vsr_client"}  # where a bug's place is worth naming
 
 
 def is_no_space(exc: BaseException) -> bool:
@@ -109,8 +110,9 @@ def classify(exc: BaseException, directories: Iterable[str] = ()) -> VsrError:
 
 
 def internal(exc: BaseException) -> VsrError:
-    """A bug: its type, message and the innermost frame, on one line."""
+    """A bug: its type, message and the innermost frame of the project's code, on one line."""
     frames = traceback.extract_tb(exc.__traceback__)
-    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    ours = [f for f in frames if _PACKAGES & set(Path(f.filename).parts)] or frames
+    where = f" ({Path(ours[-1].filename).name}:{ours[-1].lineno})" if ours else ""
     text = " ".join(str(exc).split()) or "no message"
     return VsrError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {text}{where}")
