@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from vsr_client.contract import Manifest, plan_segments  # noqa: E402
 from vsr_worker import layout, storage  # noqa: E402
+from vsr_worker.integrity import part_record  # noqa: E402
 from vsr_worker.media.mp4 import mp4_options, rescale_exact  # noqa: E402
 from vsr_worker.media.probe import probe  # noqa: E402
 
@@ -158,6 +159,8 @@ def chunks_as_parts(work: Path) -> None:
                     dst.mux(pkt)
                     n += 1
         assert n == seg["frames"], (n, seg)
+        record = part_record(0, part, Path(part), n, Path(part).name)  # what upscale stores beside a part
+        storage.write_json(layout.checkpoint_info(str(work), seg["index"], 0), record)
         storage.write_json(
             layout.part_info(str(work), seg["index"]), {"index": seg["index"], "frames": seg["frames"], "parts": [part]}
         )

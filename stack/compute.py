@@ -9,8 +9,8 @@ to its queue (``vsr_api.settings.ApiSettings.queue``).
 
 Each job definition runs ``vsr-worker <stage> --manifest Ref::manifest``; the Lambda submits
 with ``parameters={"manifest": <uri>, "job_id": <id>}``. Jobs retry when their host goes away
-(spot reclaim, ``Host EC2*``) and stop at once on the worker's bad-input exit codes (64, 65,
-66): retrying cannot fix the input.
+(spot reclaim, ``Host EC2*``) or storage fails (exit 75), stop at once on the worker's bad-input
+exit codes (64-66, 69): retrying cannot fix the input; internal failures get one more attempt.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pulumi
 import pulumi_aws as aws
 
 from stack.settings import StackSettings, StageResources
-from vsr_client.contract import BAD_INPUT_EXIT_CODES
+from vsr_client import retry_matrix
 from vsr_client.devices import DEVICE_ENV
 from vsr_client.jobgraph import MANIFEST_PARAMETER, THREADS_ENV, WORKER_COMMAND
 
@@ -57,12 +57,12 @@ def runnable_time_limits(misconfiguration_seconds: int, capacity_seconds: int | 
 
 
 def evaluate_on_exit() -> list[dict[str, str]]:
-    """Retry lost hosts; exit on bad input; exit on anything else (Batch allows five rules)."""
-    return [
-        {"onStatusReason": "Host EC2*", "action": "RETRY"},
-        *({"onExitCode": str(int(code)), "action": "EXIT"} for code in BAD_INPUT_EXIT_CODES),
-        {"onReason": "*", "action": "EXIT"},
-    ]
+    """Retry lost hosts and storage trouble; never bad input; internal failures once.
+
+    The rules are the contract's retry matrix (vsr_client.retry_matrix), which the local
+    scheduler applies too; Batch allows five.
+    """
+    return retry_matrix.evaluate_on_exit()
 
 
 def container_properties(

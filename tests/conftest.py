@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.media_factory import CASES, make_video
+from tests.pipeline_runner import run_graph, write_manifest
+from tests.worker_cli import Job
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,6 +27,36 @@ def make_case(media_dir: Path):
         return make_video(CASES[name], media_dir)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def _prepared_job(tmp_path_factory, make_case) -> tuple[Job, Path]:
+    """One job split and upscaled, and a pristine copy of it (made once: stages take seconds).
+
+    cfr25 in 4 segments of 25 frames, each in checkpoint parts of 10, 10 and 5 frames.
+    """
+    root = tmp_path_factory.mktemp("upscaled-job")
+    (root / "out").mkdir()
+    work = root / "job"
+    uri = write_manifest(make_case("cfr25"), root / "out/result.mp4", work, keep_intermediates=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VSR_CHECKPOINT_FRAMES", "10")
+        run_graph(uri, ("split", "upscale"))
+    shutil.copytree(work, root / "pristine")
+    return Job(uri, make_case("cfr25"), work, root / "out/result.mp4"), root / "pristine"
+
+
+@pytest.fixture
+def upscaled_job(_prepared_job, monkeypatch) -> Job:
+    """A job as it is after split and upscale, restored for each test (at the same paths:
+    its records hold them); merge has not run."""
+    job, pristine = _prepared_job
+    monkeypatch.setenv("VSR_CHECKPOINT_FRAMES", "10")  # an upscale re-run makes the same parts
+    shutil.rmtree(job.work)
+    shutil.copytree(pristine, job.work)
+    shutil.rmtree(job.out_dir)
+    job.out_dir.mkdir()
+    return job
 
 
 def free_port() -> int:

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.worker_cli import run_worker
 from vsr_client.contract import ExitCode
-
-WORKER = [sys.executable, "-m", "vsr_worker"]
-
-
-def run_worker(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*WORKER, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 def _audio_only(d: Path) -> Path:
@@ -36,6 +30,16 @@ def _truncated(d: Path, faststart: bool, make_case) -> Path:
     else:
         data = src.read_bytes()
     p.write_bytes(data[: len(data) // 2])
+    return p
+
+
+def _garbled_frames(d: Path, make_case) -> Path:
+    """Container intact, frame data damaged: only decoding (in upscale) finds it."""
+    data = bytearray(make_case("cfr25").read_bytes())
+    start = data.find(b"mdat") + 3000
+    data[start : start + 4000] = bytes(b ^ 0xFF for b in data[start : start + 4000])
+    p = d / "garbled.mp4"
+    p.write_bytes(bytes(data))
     return p
 
 
@@ -62,6 +66,7 @@ BAD_INPUTS = {
         ExitCode.DATA,
         "corrupt_input",
     ),
+    "garbled_frames": (_garbled_frames, ["--segment-time", "1", "--model", "bicubic"], ExitCode.DATA, "corrupt_input"),
     "scale_3": (lambda d, mc: mc("cfr25"), ["--scale", "3"], ExitCode.USAGE, "invalid_scale"),
     "segment_time_zero": (lambda d, mc: mc("cfr25"), ["--segment-time", "0"], ExitCode.USAGE, "invalid_segment_time"),
     "segment_time_negative": (

@@ -39,6 +39,10 @@ class ErrorCode(str, Enum):
     STAGE_FAILED = "stage_failed"
     DEVICE_UNAVAILABLE = "device_unavailable"
     INTERNAL = "internal_error"
+    # Failures of the worker's environment and of its own intermediates.
+    NO_SPACE = "no_space"
+    CORRUPT_INTERMEDIATE = "corrupt_intermediate"
+    STORAGE_ERROR = "storage_error"
     # Codes of the HTTP API (request validation, jobs, transport).
     MISSING_KEY = "missing_key"
     INVALID_KEY = "invalid_key"
@@ -64,8 +68,8 @@ class ErrorCode(str, Enum):
 class ExitCode(IntEnum):
     """Process exit codes of the worker (sysexits.h values).
 
-    Batch job definitions retry on host termination but exit at once on the bad-input
-    codes (``USAGE``, ``DATA``, ``NO_INPUT``): retrying cannot fix the input.
+    Which of them Batch retries is vsr_client.retry_matrix: never the bad-input codes
+    (``USAGE``, ``DATA``, ``NO_INPUT``), always ``TEMPFAIL``, the internal ones once.
     """
 
     OK = 0
@@ -75,6 +79,9 @@ class ExitCode(IntEnum):
     NO_INPUT = 66
     UNAVAILABLE = 69
     SOFTWARE = 70
+    CANTCREAT = 73  # an output cannot be created: the disk is full
+    IOERR = 74  # an intermediate read back is not what was stored
+    TEMPFAIL = 75  # temporary failure (storage after its retries): try again later
 
 
 BAD_INPUT_EXIT_CODES = (ExitCode.USAGE, ExitCode.DATA, ExitCode.NO_INPUT)
@@ -95,6 +102,9 @@ ERROR_EXIT_CODES: dict[ErrorCode, ExitCode] = {
     ErrorCode.STAGE_FAILED: ExitCode.FAILURE,
     ErrorCode.DEVICE_UNAVAILABLE: ExitCode.UNAVAILABLE,
     ErrorCode.INTERNAL: ExitCode.SOFTWARE,
+    ErrorCode.NO_SPACE: ExitCode.CANTCREAT,
+    ErrorCode.CORRUPT_INTERMEDIATE: ExitCode.IOERR,
+    ErrorCode.STORAGE_ERROR: ExitCode.TEMPFAIL,
 }
 
 

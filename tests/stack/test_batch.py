@@ -1,6 +1,7 @@
 """AWS Batch as registered: queues on their environments (spot falling back to on-demand; split
 and merge on a CPU pair), AMIs per accelerator, RUNNABLE time limits, job definitions that retry
-lost hosts and stop on bad input, all valid requests for botocore's Batch model."""
+lost hosts and storage failures and stop on bad input, all valid requests for botocore's Batch
+model."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from botocore.validate import ParamValidator
 
 from stack.compute import job_definition_request, runnable_time_limits
 from stack.settings import ACCELERATOR_PROFILES, Accelerator
+from tests.batch_rules import batch_decides
 from tests.stack.conftest import Program, settings_of
 from vsr_api.adapters.batch_scheduler import submit_job_params
 from vsr_api.job_record import JobRecord
 from vsr_api.settings import ApiSettings
-from vsr_client.contract import BAD_INPUT_EXIT_CODES
+from vsr_client.contract import BAD_INPUT_EXIT_CODES, ExitCode
 from vsr_client.jobgraph import build_job_graph
 
 BATCH = botocore.session.get_session().get_service_model("batch")
@@ -304,18 +306,20 @@ def test_every_stage_runs_the_worker_with_the_manifest_parameter(program: Progra
         assert c["privileged"] is False
 
 
-def test_retries_host_loss_and_stops_on_bad_input(program: Program) -> None:
+def test_retries_host_loss_and_storage_and_stops_on_bad_input(program: Program) -> None:
     for jd in program.of_type(JD):
         rs = jd["inputs"]["retryStrategy"]
         assert rs["attempts"] >= 2
         rules = rs["evaluateOnExits"]
         assert len(rules) <= 5  # Batch's limit
-        assert rules[0] == {"action": "RETRY", "onStatusReason": "Host EC2*"}
-        exits = [r["onExitCode"] for r in rules if r["action"] == "EXIT" and "onExitCode" in r]
-        assert sorted(exits) == sorted(str(int(c)) for c in BAD_INPUT_EXIT_CODES) == ["64", "65", "66"]
         assert rules[-1] == {"action": "EXIT", "onReason": "*"}
-        # Order matters: the bad-input rules come before the catch-all.
-        assert all(rules.index(r) < len(rules) - 1 for r in rules if "onExitCode" in r)
+        assert batch_decides(rules, None, "Host EC2 (instance i-0123456789abcdef0) terminated.") == "RETRY"
+        for code in (*BAD_INPUT_EXIT_CODES, ExitCode.UNAVAILABLE):  # bad input, a host without the device
+            assert batch_decides(rules, int(code)) == "EXIT", code
+        assert batch_decides(rules, int(ExitCode.TEMPFAIL)) == "RETRY"  # storage after its retries
+        # Internal failures exit; the worker itself asks for their one retry (exit 75, first attempt).
+        for code in (ExitCode.FAILURE, ExitCode.SOFTWARE, ExitCode.CANTCREAT, ExitCode.IOERR, 137, 139):
+            assert batch_decides(rules, int(code)) == "EXIT", code
         assert jd["inputs"]["timeout"]["attemptDurationSeconds"] >= 60
         assert jd["inputs"]["platformCapabilities"] == ["EC2"]
 

@@ -7,8 +7,10 @@
     vsr-worker probe INPUT                       (what the worker sees in a file, as JSON)
     vsr-worker models                            (the models available)
 
-Errors print one line, ``vsr-worker: error [code]: message``, and exit with a code from
-vsr_client.contract.ExitCode (64-66 for bad input, which Batch does not retry).
+Every failure prints one line, ``vsr-worker: error [code]: message``, and exits with the
+code's exit status (vsr_client.contract.ERROR_EXIT_CODES): 64-66 for bad input, which Batch
+never retries. Under Batch an internal failure on a job's first attempt exits 75 instead, to
+be tried once more (vsr_client.retry_matrix).
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import contextlib
 import io
 import json
 import logging
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-from vsr_client.contract import DEFAULT_DEVICE, DEFAULT_MODEL, DEFAULT_SEGMENT_TIME, ErrorCode, ExitCode, VsrError
+from vsr_client.contract import DEFAULT_DEVICE, DEFAULT_MODEL, DEFAULT_SEGMENT_TIME, ErrorCode, ExitCode
 from vsr_client.devices import DEVICES
 
 PROG = "vsr-worker"
@@ -167,11 +171,13 @@ def _failure_record(manifest, stage: str, index: int) -> Iterator[None]:
     """A stage's error (code and one-line message) also goes into its progress record."""
     try:
         yield
-    except VsrError as exc:
+    except Exception as exc:
+        from vsr_worker.errors import classify
         from vsr_worker.progress import record_failure
 
+        error = classify(exc)
         try:
-            record_failure(manifest.work, stage, index, exc.code.value, exc.message)
+            record_failure(manifest.work, stage, index, error.code.value, " ".join(error.message.split()))
         except Exception:  # the record is a courtesy: never hide the stage's own error
             logging.getLogger(__name__).warning("could not store the failure record", exc_info=True)
         raise
@@ -201,8 +207,8 @@ def _stage_log(manifest, stage: str, index: int) -> Iterator[None]:
             storage.write_bytes(
                 layout.debug(manifest.work, f"logs/{stage}_{index:05d}.log"), buffer.getvalue().encode()
             )
-        except Exception:  # the log is a courtesy: never hide the stage's own outcome
-            logging.getLogger(__name__).warning("could not store the debug log", exc_info=True)
+        except Exception as exc:  # the log is a courtesy: never hide the stage's own outcome
+            logging.getLogger(__name__).warning("could not store the debug log: %s", exc)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -214,9 +220,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     try:
         return _dispatch(args)
-    except VsrError as exc:
-        print(f"{PROG}: error [{exc.code.value}]: {exc.message}", file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from vsr_client.retry_matrix import batch_attempt, exit_status
+        from vsr_worker.errors import classify
+
+        error = classify(exc, _written_dirs(args))
+        if error.code == ErrorCode.INTERNAL:
+            logging.getLogger(PROG).debug("internal error", exc_info=exc)  # the traceback with -v
+        print(f"{PROG}: error [{error.code.value}]: {' '.join(error.message.split())}", file=sys.stderr)
+        return exit_status(error.code, batch_attempt())
+
+
+def _written_dirs(args: argparse.Namespace) -> list:
+    """Where this command writes: named when a full disk does not say which file it hit."""
+    dirs = []
+    for uri in (getattr(args, "manifest", None), getattr(args, "output", None)):
+        if uri and "://" not in uri:
+            dirs.append(os.path.dirname(os.path.abspath(uri)))
+    return [*dirs, os.environ.get("VSR_SCRATCH_DIR") or tempfile.gettempdir()]

@@ -61,6 +61,7 @@ class ThreadedSink:
         self._fn = fn
         self._q: "queue.Queue[object]" = queue.Queue(maxsize)
         self._error: "BaseException | None" = None
+        self._stopped = False
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -69,7 +70,7 @@ class ThreadedSink:
             item = self._q.get()
             if item is _END:
                 return
-            if self._error is None:
+            if self._error is None and not self._stopped:
                 try:
                     self._fn(item)  # type: ignore[arg-type]
                 except BaseException as exc:
@@ -85,3 +86,12 @@ class ThreadedSink:
         self._thread.join()
         if self._error is not None:
             raise self._error
+
+    def abort(self) -> None:
+        """Skip what is queued and wait for the item in hand; no-op after ``close``.
+
+        Call it before closing what ``fn`` writes to: the thread must not touch it after."""
+        if self._thread.is_alive():
+            self._stopped = True
+            self._q.put(_END)
+            self._thread.join()

@@ -5,6 +5,10 @@ Writes are all-or-nothing: a local file is written under a temporary name and re
 S3 object is uploaded from a local temporary file only once it is complete (a PUT or a
 completed multipart upload is atomic). Transfers use s3transfer (multipart, parallel,
 retried), with credentials from the default chain (the Batch job role in the cloud).
+
+Failures become the contract's errors here: an S3 call that still fails after botocore's
+retries is ``storage_error`` (exit 75: Batch tries the stage again), a full disk while a
+file is written is ``no_space`` naming the directory (vsr_worker.errors).
 """
 
 from __future__ import annotations
@@ -20,8 +24,13 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Tuple
 
 from vsr_client.contract import ErrorCode, VsrError
+from vsr_worker import errors
 
 _S3 = "s3://"
+# Attempts per S3 request (the first included): botocore retries 5xx, throttling and dropped
+# connections with backoff, adaptive mode also slows its own send rate when throttled.
+# AWS_MAX_ATTEMPTS, the AWS SDKs' own variable, overrides it.
+S3_MAX_ATTEMPTS = 11
 _client_lock = threading.Lock()
 _client: Any = None
 
@@ -63,9 +72,40 @@ def s3_client() -> Any:
             _client = boto3.client(
                 "s3",
                 endpoint_url=os.environ.get("VSR_S3_ENDPOINT_URL") or None,
-                config=Config(retries={"max_attempts": 10, "mode": "adaptive"}, max_pool_connections=32),
+                config=Config(
+                    retries={"total_max_attempts": s3_max_attempts(), "mode": "adaptive"}, max_pool_connections=32
+                ),
             )
         return _client
+
+
+def s3_max_attempts() -> int:
+    value = os.environ.get("AWS_MAX_ATTEMPTS", "")
+    return max(1, int(value)) if value.isdigit() else S3_MAX_ATTEMPTS
+
+
+@contextlib.contextmanager
+def _s3_call(op: str, uri: str) -> Iterator[None]:
+    """An S3 operation: a failure left after botocore's retries becomes ``storage_error``."""
+    try:
+        yield
+    except VsrError:
+        raise
+    except Exception as exc:
+        if _is_missing(exc) or not errors.is_storage_failure(exc):
+            raise
+        raise errors.storage_error(op, uri, exc) from None
+
+
+@contextlib.contextmanager
+def _disk_writes(directory: str) -> Iterator[None]:
+    """Local writes under ``directory``: a full disk becomes ``no_space`` naming it."""
+    try:
+        yield
+    except OSError as exc:
+        if not errors.is_no_space(exc):
+            raise
+        raise errors.no_space(directory, exc) from None
 
 
 def reset_s3_client() -> None:
@@ -104,7 +144,8 @@ def exists(uri: str) -> bool:
         return local_path(uri).exists()
     bucket, key = split_s3(uri)
     try:
-        s3_client().head_object(Bucket=bucket, Key=key)
+        with _s3_call("HeadObject", uri):
+            s3_client().head_object(Bucket=bucket, Key=key)
         return True
     except Exception as exc:
         if _is_missing(exc):
@@ -118,7 +159,8 @@ def read_bytes(uri: str) -> bytes:
         return local_path(uri).read_bytes()
     bucket, key = split_s3(uri)
     try:
-        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        with _s3_call("GetObject", uri):
+            return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
     except Exception as exc:
         if _is_missing(exc):
             raise FileNotFoundError(uri) from None
@@ -133,7 +175,8 @@ def write_bytes(uri: str, data: bytes) -> None:
     _check_scheme(uri)
     if is_s3(uri):
         bucket, key = split_s3(uri)
-        s3_client().put_object(Bucket=bucket, Key=key, Body=data)
+        with _s3_call("PutObject", uri):
+            s3_client().put_object(Bucket=bucket, Key=key, Body=data)
         return
     with output_file(uri) as tmp:
         tmp.write_bytes(data)
@@ -168,11 +211,14 @@ def input_file(uri: str) -> Iterator[Path]:
         yield path
         return
     bucket, key = split_s3(uri)
-    tmpdir = tempfile.mkdtemp(prefix="vsr-in-", dir=_scratch_dir())
+    scratch = _scratch_dir()
+    with _disk_writes(scratch):
+        tmpdir = tempfile.mkdtemp(prefix="vsr-in-", dir=scratch)
     path = Path(tmpdir) / (Path(key).name or "object")
     try:
         try:
-            s3_client().download_file(bucket, key, str(path), Config=_transfer_config())
+            with _disk_writes(scratch), _s3_call("download of", uri):
+                s3_client().download_file(bucket, key, str(path), Config=_transfer_config())
         except Exception as exc:
             if _is_missing(exc):
                 raise VsrError(ErrorCode.INPUT_NOT_FOUND, f"input not found: {uri}") from None
@@ -192,22 +238,32 @@ def output_file(uri: str, suffix: str = "") -> Iterator[Path]:
     _check_scheme(uri)
     if is_s3(uri):
         bucket, key = split_s3(uri)
-        tmpdir = tempfile.mkdtemp(prefix="vsr-out-", dir=_scratch_dir())
+        scratch = _scratch_dir()
+        with _disk_writes(scratch):
+            tmpdir = tempfile.mkdtemp(prefix="vsr-out-", dir=scratch)
         tmp = Path(tmpdir) / (Path(key).name or "object")
         try:
-            yield tmp
-            s3_client().upload_file(str(tmp), bucket, key, Config=_transfer_config())
+            with _disk_writes(scratch):
+                yield tmp
+                errors.inject_no_space(uri)
+            with _s3_call("upload to", uri):
+                s3_client().upload_file(str(tmp), bucket, key, Config=_transfer_config())
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
         return
     dest = local_path(uri)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp" + (suffix or dest.suffix), dir=dest.parent)
-    os.close(fd)
+    with _disk_writes(str(dest.parent)):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{dest.name}.", suffix=".tmp" + (suffix or dest.suffix), dir=dest.parent
+        )
+        os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual mode
     try:
-        yield tmp
+        with _disk_writes(str(dest.parent)):
+            yield tmp
+            errors.inject_no_space(uri)
         os.replace(tmp, dest)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -228,9 +284,21 @@ def list_prefix(uri: str) -> list:
         return sorted(str(p) for p in root.rglob("*") if p.is_file()) if root.exists() else []
     bucket, prefix = split_s3(uri.rstrip("/") + "/")
     out = []
-    for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        out.extend(f"{_S3}{bucket}/{obj['Key']}" for obj in page.get("Contents", []))
+    with _s3_call("ListObjectsV2", uri):
+        for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            out.extend(f"{_S3}{bucket}/{obj['Key']}" for obj in page.get("Contents", []))
     return out
+
+
+def remove(uri: str) -> None:
+    """Delete one object or file (gone already is fine)."""
+    _check_scheme(uri)
+    if is_local(uri):
+        local_path(uri).unlink(missing_ok=True)
+        return
+    bucket, key = split_s3(uri)
+    with _s3_call("DeleteObject", uri):
+        s3_client().delete_object(Bucket=bucket, Key=key)
 
 
 def remove_tree(uri: str, keep: Optional[list] = None) -> None:
@@ -249,4 +317,5 @@ def remove_tree(uri: str, keep: Optional[list] = None) -> None:
     for start in range(0, len(doomed), 1000):
         bucket = split_s3(doomed[start])[0]
         objects = [{"Key": split_s3(u)[1]} for u in doomed[start : start + 1000]]
-        s3_client().delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+        with _s3_call("DeleteObjects", uri):
+            s3_client().delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})

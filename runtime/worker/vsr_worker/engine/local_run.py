@@ -128,7 +128,7 @@ def run_local(
     try:
         execute_graph(graph, work, plan.count, jobs=n_jobs, on_tick=tick)
     except VsrError as error:
-        if error.code == ErrorCode.STAGE_FAILED:
+        if error.code in (ErrorCode.STAGE_FAILED, ErrorCode.INTERNAL, ErrorCode.CORRUPT_INTERMEDIATE):
             keep = True  # an internal failure: keep logs and intermediates to look at
         raise
     finally:

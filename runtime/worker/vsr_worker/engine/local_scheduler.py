@@ -1,11 +1,14 @@
 """Run a job graph as local subprocesses, exactly as AWS Batch would run its jobs.
 
 Each stage's ``command`` is executed as is (``vsr-worker`` resolves to this environment's
-console script); array children get ``AWS_BATCH_JOB_ARRAY_INDEX`` like Batch sets it.
+console script); array children get ``AWS_BATCH_JOB_ARRAY_INDEX`` like Batch sets it. A
+failed process is tried again by the job definitions' own rules (vsr_client.retry_matrix),
+with ``AWS_BATCH_JOB_ATTEMPT`` set as Batch sets it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -17,6 +20,10 @@ from typing import Callable, Optional
 
 from vsr_client.contract import ErrorCode, VsrError
 from vsr_client.jobgraph import ARRAY_INDEX_ENV, WORKER_COMMAND, StageSpec
+from vsr_client.retry_matrix import ATTEMPT_ENV, DEFAULT_ATTEMPTS, batch_action
+from vsr_worker.engine.stage_process import StageProcess
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,14 +49,6 @@ def resolve_command(command: list[str]) -> list[str]:
     return list(command)
 
 
-def _last_line(path: Path) -> str:
-    try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except FileNotFoundError:
-        return ""
-    return lines[-1] if lines else ""
-
-
 class LocalScheduler:
     """Runs stages in dependency order; array children ``jobs`` at a time."""
 
@@ -60,8 +59,10 @@ class LocalScheduler:
         env: Optional[dict] = None,
         on_tick: Optional[Callable[[], None]] = None,
         poll: float = 0.2,
+        attempts: int = DEFAULT_ATTEMPTS,
     ) -> None:
         self.log_dir = log_dir
+        self.attempts = max(1, attempts)
         self.jobs = max(1, jobs)
         self.env = dict(env or {})
         self.on_tick = on_tick or (lambda: None)
@@ -81,42 +82,44 @@ class LocalScheduler:
 
     def _run_stage(self, stage: StageSpec) -> None:
         indices: list[Optional[int]] = list(range(stage.array_size)) if stage.array_size else [None]
-        queue = list(indices)
-        running: dict[Optional[int], tuple[subprocess.Popen, Path]] = {}
+        queue: list[tuple[Optional[int], int]] = [(index, 1) for index in indices]  # (index, attempt)
+        running: dict[Optional[int], tuple[StageProcess, int]] = {}
         limit = self.jobs if stage.array_size else 1
         try:
             while queue or running:
                 while queue and len(running) < limit:
-                    index = queue.pop(0)
-                    running[index] = self._start(stage, index)
+                    index, attempt = queue.pop(0)
+                    running[index] = (self._start(stage, index, attempt), attempt)
                 time.sleep(self.poll)
                 self.on_tick()
-                for index, (proc, log_path) in list(running.items()):
-                    code = proc.poll()
+                for index, (child, attempt) in list(running.items()):
+                    code = child.poll()
                     if code is None:
                         continue
                     del running[index]
-                    if code != 0:
-                        raise StageFailure(stage.name, index, code, _last_line(log_path) or "no output")
+                    if code == 0:
+                        continue
+                    failure = StageFailure(stage.name, index, code, child.last_line() or "no output")
+                    if attempt < self.attempts and batch_action(code) == "RETRY":
+                        log.warning("%s (attempt %d of %d): trying again", failure, attempt, self.attempts)
+                        queue.append((index, attempt + 1))
+                        continue
+                    raise failure
         finally:
-            for proc, _ in running.values():
-                proc.terminate()
-            for proc, _ in running.values():
+            for child, _ in running.values():
+                child.proc.terminate()
+            for child, _ in running.values():
                 try:
-                    proc.wait(timeout=10)
+                    child.proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
+                    child.proc.kill()
             self.on_tick()
 
-    def _start(self, stage: StageSpec, index: Optional[int]) -> tuple[subprocess.Popen, Path]:
+    def _start(self, stage: StageSpec, index: Optional[int], attempt: int) -> StageProcess:
         env = {**os.environ, **stage.environment, **self.env}
         env.pop(ARRAY_INDEX_ENV, None)
         if index is not None:
             env[ARRAY_INDEX_ENV] = str(index)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env[ATTEMPT_ENV] = str(attempt)
         log_path = self.log_dir / f"{stage.name}_{index or 0:05d}.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                resolve_command(stage.command), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-            )
-        return proc, log_path
+        return StageProcess(resolve_command(stage.command), env, log_path)

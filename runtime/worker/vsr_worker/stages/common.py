@@ -14,6 +14,7 @@ import pydantic
 from vsr_client.contract import ErrorCode, Manifest, SegmentPlan, VsrError
 from vsr_client.jobgraph import ARRAY_INDEX_ENV
 from vsr_worker import layout, storage
+from vsr_worker.errors import corrupt
 
 
 def load_manifest(uri: str) -> Manifest:
@@ -78,8 +79,35 @@ class Ownership:
         return lo, hi
 
 
+_SEGMENT_FIELDS = ("index", "chunk", "frames", "pts_lo", "pts_hi")
+
+
 def load_split_index(manifest: Manifest) -> dict:
     uri = layout.split_index(manifest.work)
     if not storage.exists(uri):
-        raise VsrError(ErrorCode.STAGE_FAILED, f"split has not run for job {manifest.job_id}: {uri} missing")
-    return storage.read_json(uri)
+        raise VsrError(ErrorCode.STAGE_FAILED, f"split has not run for job {manifest.job_id}: split/index.json missing")
+    index = read_record(uri, "split/index.json")
+    segments = index.get("segments") if isinstance(index, dict) else None
+    problem = None
+    if not isinstance(segments, list) or len(segments) != manifest.plan.count:
+        problem = f"expected {manifest.plan.count} segments"
+    elif any(not isinstance(index.get(k), t) for k, t in (("frames", int), ("time_base", str), ("probe", dict))):
+        problem = "frames, time_base or probe missing"
+    else:
+        for i, seg in enumerate(segments):
+            if not isinstance(seg, dict) or seg.get("index") != i or any(k not in seg for k in _SEGMENT_FIELDS):
+                problem = f"segment {i} is incomplete"
+                break
+    if problem:
+        raise corrupt(f"split/index.json is damaged: {problem}")
+    return index
+
+
+def read_record(uri: str, label: str) -> object:
+    """A JSON record a stage stored: damaged (not JSON) is ``corrupt_intermediate``."""
+    try:
+        return storage.read_json(uri)
+    except FileNotFoundError:
+        raise corrupt(f"{label} is missing") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise corrupt(f"{label} is not valid JSON ({exc})") from None

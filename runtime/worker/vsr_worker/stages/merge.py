@@ -3,6 +3,13 @@
 Video packets come from the parts in order; audio, subtitle and data packets are copied
 bit-exact from the source; both are interleaved by decode time. The result is written to
 a temporary name and renamed (or uploaded) only when complete.
+
+Nothing damaged is merged (vsr_worker.integrity): every part must match its record (size,
+SHA-256, frame count, codec header) before muxing starts, and while muxing, its timestamps
+must be the ones split found for its segment. The merged file is read back before it is put
+in place: its video timestamps must be the parts', frame for frame. A damaged part fails the
+job with ``corrupt_intermediate`` and stays where it is, with everything else of the job, for
+upscale's next attempt to make again.
 """
 
 from __future__ import annotations
@@ -10,18 +17,21 @@ from __future__ import annotations
 import contextlib
 import heapq
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Dict, Iterator, List, NamedTuple, Optional
 
 import av
 
 from vsr_client.contract import ErrorCode, Manifest, VsrError
-from vsr_worker import layout, storage
-from vsr_worker.media.mp4 import DISCARD_ALL, mp4_options
+from vsr_worker import errors, integrity, layout, storage
+from vsr_worker.integrity import PtsDigest
+from vsr_worker.media.mp4 import DISCARD_ALL, mp4_options, rescale_exact
 from vsr_worker.media.probe import open_video, primary_video_stream
 from vsr_worker.progress import ProgressWriter
-from vsr_worker.stages.common import load_split_index
+from vsr_worker.stages.common import load_split_index, read_record
 
 log = logging.getLogger(__name__)
 
@@ -38,31 +48,21 @@ def run_merge(manifest: Manifest) -> dict:
         log.info("job %s already merged into %s: nothing to do", manifest.job_id, done["output"])
         return done
     split = load_split_index(manifest)
-    parts = []
-    for seg in split["segments"]:
-        info_uri = layout.part_info(manifest.work, seg["index"])
-        if not storage.exists(info_uri):
-            raise VsrError(ErrorCode.STAGE_FAILED, f"segment {seg['index']} has not been upscaled")
-        info = storage.read_json(info_uri)
-        if info["frames"] != seg["frames"]:
-            raise VsrError(
-                ErrorCode.STAGE_FAILED,
-                f"segment {seg['index']} holds {info['frames']} frames, expected {seg['frames']}",
-            )
-        parts.extend(info["parts"])
+    records = [r for seg in split["segments"] for r in _part_records(manifest, seg)]
     progress = ProgressWriter(manifest.work, "merge", total=split["frames"])
     output = manifest.output
     fmt = output_format(output)
     with storage.input_file(manifest.source) as src_path, contextlib.ExitStack() as stack:
-        parts = [stack.enter_context(storage.input_file(p)) for p in parts]  # local paths, fetched once
+        parts = [stack.enter_context(integrity.fetched(r.record["part"], r.label)) for r in records]  # once
+        _verify_parts(records, parts)  # before anything of them is muxed
         try:
-            written = _write(manifest, split, src_path, parts, output, fmt, progress)
+            written = _write(manifest, split, src_path, parts, records, output, fmt, progress)
         except _NeedsMatroska as exc:
             # MP4 cannot hold one of the source's streams (e.g. SubRip/ASS subtitles, PCM):
             # keep every stream and switch container rather than drop anything.
             output = storage.with_suffix(output, ".mkv")
             log.warning("%s; writing Matroska to %s instead", exc, output)
-            written = _write(manifest, split, src_path, parts, output, "matroska", progress)
+            written = _write(manifest, split, src_path, parts, records, output, "matroska", progress)
     result = {
         "output": output,
         "format": written["format"],
@@ -80,6 +80,44 @@ def run_merge(manifest: Manifest) -> dict:
     return result
 
 
+class _Part(NamedTuple):
+    record: dict
+    segment: dict
+    label: str  # its key under the work prefix, for messages
+
+
+def _part_records(manifest: Manifest, seg: dict) -> List[_Part]:
+    """A segment's parts as upscale recorded them; the records must agree with split's index."""
+    index = seg["index"]
+    info_uri = layout.part_info(manifest.work, index)
+    if not storage.exists(info_uri):
+        raise VsrError(ErrorCode.STAGE_FAILED, f"segment {index} has not been upscaled")
+    info_label = integrity.relative(manifest.work, info_uri)
+    info = read_record(info_uri, info_label)
+    if not isinstance(info, dict) or not isinstance(info.get("parts"), list) or info.get("frames") != seg["frames"]:
+        raise errors.corrupt(f"{info_label} does not describe the {seg['frames']} frames split found")
+    parts = []
+    for number, uri in enumerate(info["parts"]):
+        label = integrity.relative(manifest.work, layout.checkpoint(manifest.work, index, number))
+        record_uri = layout.checkpoint_info(manifest.work, index, number)
+        record = integrity.check_record(read_record(record_uri, label + " record"), label)
+        if uri != record["part"] or record["number"] != number:
+            raise errors.corrupt(f"{label}: its record describes another part")
+        parts.append(_Part(record, seg, label))
+    if sum(p.record["frames"] for p in parts) != seg["frames"]:
+        raise errors.corrupt(f"the parts of segment {index} do not hold its {seg['frames']} frames")
+    return parts
+
+
+def _verify_parts(records: List[_Part], paths: List[Path]) -> None:
+    """Every part against its record, on all cores (hashlib lets go of the GIL while hashing:
+    SHA-256 is most of a merge's added time); the first damaged part in order is reported."""
+    with ThreadPoolExecutor(max_workers=max(1, min(len(paths), os.cpu_count() or 1))) as pool:
+        checks = [pool.submit(integrity.check_part, r.record, path, r.label) for r, path in zip(records, paths)]
+    for check in checks:
+        check.result()
+
+
 def _already_merged(manifest: Manifest) -> Optional[dict]:
     """A retried merge whose result is complete returns it instead of redoing the work."""
     uri = layout.result(manifest.work)
@@ -94,7 +132,14 @@ class _NeedsMatroska(Exception):
 
 
 def _write(
-    manifest: Manifest, split: dict, src_path: Path, parts: list, output: str, fmt: str, progress: ProgressWriter
+    manifest: Manifest,
+    split: dict,
+    src_path: Path,
+    parts: list,
+    records: List[_Part],
+    output: str,
+    fmt: str,
+    progress: ProgressWriter,
 ) -> dict:
     tb = Fraction(split["time_base"])
     probe = split["probe"]
@@ -120,19 +165,65 @@ def _write(
                         raise VsrError(
                             ErrorCode.UNSUPPORTED_CODEC, f"cannot write the source's streams: {exc}"
                         ) from None
-                    frames = 0
+                    taken = _TakenFrames(records, tb)
                     for _, _, packet, target in heapq.merge(
-                        _video_packets(part_containers, v_out),
+                        _video_packets(part_containers, v_out, taken),
                         _source_packets(source, others, mapping),
                     ):
                         packet.stream = target
                         out.mux(packet)
                         if target is v_out:
-                            frames += 1
                             progress.advance()
-    if frames != split["frames"]:
-        raise VsrError(ErrorCode.STAGE_FAILED, f"merged {frames} frames, source has {split['frames']}")
+                taken.finish()
+                frames = len(taken.pts)
+                if frames != split["frames"]:
+                    raise VsrError(ErrorCode.STAGE_FAILED, f"merged {frames} frames, source has {split['frames']}")
+                _check_output(tmp, taken.pts, tb)  # before it is renamed or uploaded into place
     return {"format": fmt, "frames": frames, "streams": 1 + len(others), "warnings": []}
+
+
+class _TakenFrames:
+    """Checks each video packet merge takes from the parts against its segment, as it goes."""
+
+    def __init__(self, parts: List[_Part], tb: Fraction) -> None:
+        self.parts, self.tb = parts, tb
+        self.counts = [0] * len(parts)
+        self.digests: Dict[int, PtsDigest] = {}
+        self.pts: List[int] = []  # in the source's time base
+
+    def take(self, number: int, packet: av.Packet) -> None:
+        part = self.parts[number]
+        if packet.pts is None:
+            raise errors.corrupt(f"{part.label} has a frame without a timestamp")
+        pts = rescale_exact(packet.pts, Fraction(packet.time_base), self.tb)
+        lo, hi = part.segment["pts_lo"], part.segment["pts_hi"]
+        if (lo is not None and pts < lo) or (hi is not None and pts >= hi):
+            raise errors.corrupt(f"{part.label} holds a frame of another segment (at {float(pts * self.tb):.3f} s)")
+        self.counts[number] += 1
+        self.digests.setdefault(part.segment["index"], PtsDigest()).add(pts)
+        self.pts.append(pts)
+
+    def finish(self) -> None:
+        for count, part in zip(self.counts, self.parts):
+            if count != part.record["frames"]:
+                raise errors.corrupt(f"{part.label} holds {count} frames, its record says {part.record['frames']}")
+        for seg in {p.segment["index"]: p.segment for p in self.parts}.values():
+            want = seg.get("pts_digest")  # indexes of older jobs have none
+            if want is not None and self.digests[seg["index"]].hex() != want:
+                raise errors.corrupt(f"the parts of segment {seg['index']} do not hold the frames split found")
+
+
+def _check_output(path: Path, taken: List[int], tb: Fraction) -> None:
+    """The merged file holds exactly the parts' frames, each at its timestamp."""
+    with av.open(str(path)) as container:
+        video = primary_video_stream(container)
+        for stream in container.streams:
+            if stream is not video:
+                stream.discard = DISCARD_ALL
+        out_tb = Fraction(video.time_base)
+        actual = [p.pts for p in container.demux(video) if p.size]
+    expected = (integrity.rescale_round(pts, tb, out_tb) for pts in taken)
+    integrity.check_output_pts(actual, expected, "the merged output")
 
 
 def _add_streams(out, source, src_video, others: list, part, probe: dict) -> tuple:
@@ -167,13 +258,14 @@ def _decode_time(packet: av.Packet) -> float:
     return float((ts or 0) * packet.time_base)
 
 
-def _video_packets(parts: list, target: av.stream.Stream) -> Iterator[tuple]:
+def _video_packets(parts: list, target: av.stream.Stream, taken: _TakenFrames) -> Iterator[tuple]:
     seq = 0
-    for part in parts:
+    for number, part in enumerate(parts):
         vs = primary_video_stream(part)
         for packet in part.demux(vs):
             if packet.size == 0:
                 continue
+            taken.take(number, packet)
             seq += 1
             yield _decode_time(packet), seq, packet, target
 

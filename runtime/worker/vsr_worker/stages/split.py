@@ -18,6 +18,7 @@ import av
 
 from vsr_client.contract import ErrorCode, Manifest, VsrError
 from vsr_worker import layout, storage
+from vsr_worker.integrity import PtsDigest
 from vsr_worker.media.mp4 import DISCARD_ALL, mp4_options
 from vsr_worker.media.probe import VideoInfo, open_video, probe
 from vsr_worker.progress import ProgressWriter
@@ -51,6 +52,7 @@ class _ChunkWriter:
         self._stream = self._out.add_stream_from_template(template)
         self._stream.time_base = template.time_base
         self.packets = 0
+        self.bytes = 0  # the finished chunk's size, recorded in the index for upscale to check
         self.written_of_last_gop = 0  # how many packets of the latest GOP it was given
 
     def mux(self, packet: av.Packet) -> None:
@@ -61,6 +63,7 @@ class _ChunkWriter:
     def close(self, ok: bool = True) -> None:
         self._out.close()
         if ok:
+            self.bytes = self._path.stat().st_size
             self._ctx.__exit__(None, None, None)
         else:
             with contextlib.suppress(Exception):
@@ -103,7 +106,9 @@ def _split(manifest: Manifest, info: VideoInfo, container: av.container.InputCon
     progress = ProgressWriter(manifest.work, "split", total=info.frames or None)
 
     owned = [0] * plan.count
+    digests = [PtsDigest() for _ in range(plan.count)]  # of the owned frames' pts (merge checks them)
     chunk_packets: Dict[int, int] = {}
+    chunk_bytes: Dict[int, int] = {}
     writers: Dict[int, _ChunkWriter] = {}
     own: Optional[Ownership] = None
     prev_gop: List[av.Packet] = []
@@ -112,8 +117,9 @@ def _split(manifest: Manifest, info: VideoInfo, container: av.container.InputCon
     total = 0
 
     def close(seg: int) -> None:
-        chunk_packets[seg] = writers[seg].packets
-        writers.pop(seg).close()
+        writer = writers.pop(seg)
+        writer.close()
+        chunk_packets[seg], chunk_bytes[seg] = writer.packets, writer.bytes
 
     def flush_gop() -> None:
         """Plan the writes of ``gop``; execute every write of ``prev_gop``, now all known."""
@@ -137,6 +143,8 @@ def _split(manifest: Manifest, info: VideoInfo, container: av.container.InputCon
             cur_writes.append((w, 0, last + 1))
             w.written_of_last_gop = last + 1
             owned[seg] += owners.count(seg)
+        for seg, packet in zip(owners, gop):
+            digests[seg].add(packet.pts)
         _execute(pending + prev_writes, prev_gop)
         for seg in [s for s in writers if s not in owners]:
             close(seg)
@@ -181,6 +189,8 @@ def _split(manifest: Manifest, info: VideoInfo, container: av.container.InputCon
                 "index": i,
                 "chunk": layout.chunk(manifest.work, i, ext) if owned[i] else None,
                 "chunk_packets": chunk_packets.get(i, 0),
+                "chunk_bytes": chunk_bytes.get(i, 0),
+                "pts_digest": digests[i].hex(),
                 "frames": owned[i],
                 "pts_lo": lo,
                 "pts_hi": hi,

@@ -4,10 +4,11 @@ Output frames carry the source's exact timestamps (encoder time base = source ti
 Decode, inference and encode run in three threads joined by bounded queues.
 
 Spot-safe: the frames are encoded into checkpoint parts of ``VSR_CHECKPOINT_FRAMES``
-frames, each stored (with a small JSON record after it) as soon as it is complete. A
-restarted attempt decodes past the frames of the parts already stored and carries on, and
-because part boundaries and encoder settings are fixed, the result is identical to an
-uninterrupted run.
+frames, each stored (with a small JSON record after it: frames, size, SHA-256, codec header;
+see vsr_worker.integrity) as soon as it is complete. A restarted attempt checks the stored
+parts, decodes past the frames of those that are intact and carries on; a damaged or missing
+part is made again, with every part after it. Because part boundaries and encoder settings
+are fixed, the result is identical to an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import itertools
 import logging
 import os
+import re
 import time
 from fractions import Fraction
 from typing import Any, Callable, Iterator, List, Optional
@@ -25,7 +27,7 @@ import torch
 
 from vsr_client.contract import ErrorCode, Manifest, VsrError
 from vsr_client.jobgraph import THREADS_ENV
-from vsr_worker import layout, storage
+from vsr_worker import errors, integrity, layout, storage
 from vsr_worker.backends import make_runner
 from vsr_worker.media.encode import add_video_encoder
 from vsr_worker.media.frames import ColorSpec, frame_to_tensor, tensor_to_frame
@@ -33,7 +35,7 @@ from vsr_worker.media.mp4 import mp4_options, rescale_exact
 from vsr_worker.media.probe import primary_video_stream
 from vsr_worker.pipeline import ThreadedSink, threaded
 from vsr_worker.progress import ProgressWriter
-from vsr_worker.stages.common import load_split_index
+from vsr_worker.stages.common import load_split_index, read_record
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +62,22 @@ def run_upscale(manifest: Manifest, index: int) -> dict:
         raise VsrError(ErrorCode.INVALID_ARGUMENT, f"segment index {index} outside 0..{len(segments) - 1}")
     seg = segments[index]
     info_uri = layout.part_info(manifest.work, index)
+    done_parts = _stored_parts(manifest.work, index)
     if storage.exists(info_uri):
-        done = storage.read_json(info_uri)
-        if done.get("frames") == seg["frames"]:
-            log.info("segment %d already upscaled (%d frames): skipping", index, seg["frames"])
+        done = _done_record(info_uri, index)
+        if (
+            done is not None
+            and done.get("frames") == seg["frames"]
+            and done.get("parts") == [p["part"] for p in done_parts]
+        ):
+            log.info("segment %d already upscaled (%d frames, parts intact): skipping", index, seg["frames"])
             return done
+        storage.remove(info_uri)  # its parts are damaged or gone: this attempt makes them again
     progress = ProgressWriter(manifest.work, "upscale", index, total=seg["frames"])
     result: dict = {"index": index, "frames": 0, "parts": []}
     if seg["frames"]:
         torch.set_num_threads(worker_threads())
         started = time.perf_counter()
-        done_parts = _stored_parts(manifest.work, index)
         upscaler = _SegmentUpscaler(manifest, seg, Fraction(split["time_base"]), progress, done_parts)
         parts = upscaler.run()
         frames = sum(p["frames"] for p in parts)
@@ -92,14 +99,53 @@ def run_upscale(manifest: Manifest, index: int) -> dict:
     return result
 
 
+def _done_record(uri: str, index: int) -> Optional[dict]:
+    try:
+        done = read_record(uri, f"upscaled/seg_{index:05d}.json")
+    except VsrError as exc:
+        log.warning("%s: making the segment again", exc.message)
+        return None
+    return done if isinstance(done, dict) else None
+
+
 def _stored_parts(work: str, index: int) -> List[dict]:
-    """Checkpoint parts a previous attempt stored, in order, up to the first gap."""
+    """Intact checkpoint parts a previous attempt stored, in order, up to the first gap.
+
+    The first damaged part (content, size, frames or codec header differ from its record, or
+    the record itself is damaged) and every part after it are deleted, to be made again.
+    """
     parts: List[dict] = []
     for number in itertools.count():
-        uri = layout.checkpoint_info(work, index, number)
-        if not storage.exists(uri):
-            return parts
-        parts.append(storage.read_json(uri))
+        info_uri = layout.checkpoint_info(work, index, number)
+        if not storage.exists(info_uri):
+            break
+        part_uri = layout.checkpoint(work, index, number)
+        label = integrity.relative(work, part_uri)
+        try:
+            record = integrity.check_record(read_record(info_uri, label + " record"), label)
+            if record["part"] != part_uri or record["number"] != number:
+                raise errors.corrupt(f"{label}: its record describes another part")
+            with integrity.fetched(part_uri, label) as path:
+                integrity.check_part(record, path, label)
+        except VsrError as exc:
+            if exc.code != ErrorCode.CORRUPT_INTERMEDIATE:
+                raise
+            log.warning("%s: making it again", exc.message)
+            break
+        parts.append(record)
+    _discard_parts(work, index, first=len(parts))
+    return parts
+
+
+_PART_NUMBER = re.compile(r"p(\d{5})\.")
+
+
+def _discard_parts(work: str, index: int, first: int) -> None:
+    """Delete the parts numbered ``first`` and up, their records and any temp files of theirs."""
+    for uri in storage.list_prefix(layout.checkpoint_dir(work, index)):
+        match = _PART_NUMBER.search(uri.rsplit("/", 1)[-1])
+        if match and int(match.group(1)) >= first:
+            storage.remove(uri)
 
 
 def _owned_frames(
@@ -112,13 +158,37 @@ def _owned_frames(
     vs = primary_video_stream(container)
     vs.thread_type = "AUTO"
     chunk_tb = Fraction(vs.time_base)
-    for frame in container.decode(vs):
-        if frame.pts is None:
-            raise VsrError(ErrorCode.CORRUPT_INPUT, "decoded frame without a timestamp")
-        pts = rescale_exact(frame.pts, chunk_tb, tb)
-        if (lo is None or pts >= lo) and (hi is None or pts < hi):
-            frame.pts = pts
-            yield frame
+    try:
+        for frame in container.decode(vs):
+            if frame.pts is None:
+                raise VsrError(ErrorCode.CORRUPT_INPUT, "decoded frame without a timestamp")
+            pts = rescale_exact(frame.pts, chunk_tb, tb)
+            if (lo is None or pts >= lo) and (hi is None or pts < hi):
+                frame.pts = pts
+                yield frame
+    except av.error.FFmpegError as exc:
+        if errors.is_no_space(exc):
+            raise
+        # The chunk has the size split wrote, and split copies the source's packets as they
+        # are: a frame that does not decode is the source's.
+        raise VsrError(ErrorCode.CORRUPT_INPUT, f"the video cannot be decoded: {exc.strerror}") from None
+
+
+@contextlib.contextmanager
+def _open_chunk(manifest: Manifest, seg: dict) -> Iterator[av.container.InputContainer]:
+    """The segment's chunk, checked against what split recorded: damaged is corrupt_intermediate."""
+    label = integrity.relative(manifest.work, seg["chunk"])
+    with contextlib.ExitStack() as stack:
+        path = stack.enter_context(integrity.fetched(seg["chunk"], label))
+        integrity.check_chunk(seg, path, label)
+        try:
+            container = stack.enter_context(av.open(str(path)))
+            primary_video_stream(container)
+        except (av.error.FFmpegError, LookupError) as exc:
+            if errors.is_no_space(exc):
+                raise
+            raise errors.corrupt(f"{label} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+        yield container
 
 
 def _batches(frames: Iterator[av.VideoFrame], size: int) -> Iterator[list]:
@@ -142,8 +212,8 @@ class _PartWriter:
         self.uri = uri
         self.frames = 0
         self._ctx = storage.output_file(uri)
-        path = self._ctx.__enter__()
-        self._out = av.open(str(path), "w", format="mp4", options=mp4_options(tb))
+        self._path = self._ctx.__enter__()
+        self._out = av.open(str(self._path), "w", format="mp4", options=mp4_options(tb))
         self._enc = add_video_encoder(
             self._out,
             manifest.encode,
@@ -166,10 +236,17 @@ class _PartWriter:
         if frame is not None:
             self.frames += 1
 
-    def finish(self) -> None:
-        self.encode(None)
-        self._out.close()
+    def finish(self, number: int, label: str) -> dict:
+        """Flush, close and store the part; its record is taken from the file as written."""
+        try:
+            self.encode(None)
+            self._out.close()
+            record = integrity.part_record(number, self.uri, self._path, self.frames, label)
+        except BaseException:
+            self.abort()  # nothing of the part is stored, its temp file goes
+            raise
         self._ctx.__exit__(None, None, None)
+        return record
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):
@@ -203,26 +280,27 @@ class _SegmentUpscaler:
         # Tiled, batched inference on the manifest's backend (docs/models.md); same contract as a model.
         model = make_runner(self.manifest.model, self.manifest.scale, self.manifest.device)
         log.info("segment %d: model %s on backend %s", index, self.manifest.model, model.backend.name)
-        with storage.input_file(self.seg["chunk"]) as chunk_path, av.open(str(chunk_path)) as src:
+        with _open_chunk(self.manifest, self.seg) as src:
             rate = primary_video_stream(src).average_rate
             owned = _owned_frames(src, self.tb, self.seg["pts_lo"], self.seg["pts_hi"])
             decoded = threaded(itertools.islice(owned, skip, None), maxsize=8)  # skipped frames: decode only
-            first = next(decoded, None)
-            if first is None:
-                return self.parts
-            spec = ColorSpec.of(first)
-            self._new_part = lambda: _PartWriter(
-                layout.checkpoint(self.manifest.work, index, len(self.parts)),
-                self.manifest,
-                first,
-                spec,
-                self.tb,
-                rate,
-            )
-            self._writer = self._new_part()
-            pix_fmt = self._writer.pix_fmt
-            sink = ThreadedSink(self._encode, maxsize=8)
+            sink: Optional[ThreadedSink] = None
             try:
+                first = next(decoded, None)
+                if first is None:
+                    return self.parts
+                spec = ColorSpec.of(first)
+                self._new_part = lambda: _PartWriter(
+                    layout.checkpoint(self.manifest.work, index, len(self.parts)),
+                    self.manifest,
+                    first,
+                    spec,
+                    self.tb,
+                    rate,
+                )
+                self._writer = self._new_part()
+                pix_fmt = self._writer.pix_fmt
+                sink = ThreadedSink(self._encode, maxsize=8)
                 with torch.inference_mode():
                     for batch in _batches(itertools.chain([first], decoded), batch_size()):
                         x = torch.stack([frame_to_tensor(f, spec) for f in batch])
@@ -239,6 +317,11 @@ class _SegmentUpscaler:
                 sink.put(None)
                 sink.close()
             finally:
+                # Stop the encoder and decoder threads before the containers they use close:
+                # PyAV objects used after close crash the process (seen with a full disk).
+                if sink is not None:
+                    sink.abort()
+                decoded.close()
                 if self._writer is not None:
                     self._writer.abort()
         return self.parts
@@ -259,9 +342,8 @@ class _SegmentUpscaler:
     def _store_part(self) -> None:
         assert self._writer is not None
         writer, self._writer = self._writer, None
-        writer.finish()
         number = len(self.parts)
-        record = {"number": number, "frames": writer.frames, "part": writer.uri}
+        record = writer.finish(number, integrity.relative(self.manifest.work, writer.uri))
         storage.write_json(layout.checkpoint_info(self.manifest.work, self.seg["index"], number), record)
         self.parts.append(record)
         self._stored_here += 1
