@@ -18,7 +18,10 @@ DEFAULT_SEGMENT_TIME = 60.0
 # stays available by name as the interpolation baseline.
 DEFAULT_MODEL = "realesr-animevideov3"
 DEFAULT_DEVICE = "auto"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION: Literal[1] = 1
+# The output file's extension decides its container (the worker's merge, the API's output_key,
+# `vsr-worker run -o` and `vsr upscale -o`); anything else is refused rather than mislabelled.
+OUTPUT_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 
 class ErrorCode(str, Enum):
@@ -62,7 +65,7 @@ class ErrorCode(str, Enum):
 
 
 class ExitCode(IntEnum):
-    """Process exit codes of the worker (sysexits.h values).
+    """Process exit codes of ``vsr-worker`` and ``vsr`` alike (sysexits.h values).
 
     Batch job definitions retry on host termination but exit at once on the bad-input
     codes (``USAGE``, ``DATA``, ``NO_INPUT``): retrying cannot fix the input.
@@ -75,6 +78,9 @@ class ExitCode(IntEnum):
     NO_INPUT = 66
     UNAVAILABLE = 69
     SOFTWARE = 70
+    TEMP_FAILURE = 75
+    NO_PERMISSION = 77
+    BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader left (`| head`)
 
 
 BAD_INPUT_EXIT_CODES = (ExitCode.USAGE, ExitCode.DATA, ExitCode.NO_INPUT)
@@ -95,6 +101,26 @@ ERROR_EXIT_CODES: dict[ErrorCode, ExitCode] = {
     ErrorCode.STAGE_FAILED: ExitCode.FAILURE,
     ErrorCode.DEVICE_UNAVAILABLE: ExitCode.UNAVAILABLE,
     ErrorCode.INTERNAL: ExitCode.SOFTWARE,
+    # The HTTP API's codes, as `vsr` exits on them: the same meanings as the worker's.
+    ErrorCode.MISSING_KEY: ExitCode.USAGE,
+    ErrorCode.INVALID_KEY: ExitCode.USAGE,
+    ErrorCode.KEY_RESERVED: ExitCode.USAGE,
+    ErrorCode.INVALID_ENV: ExitCode.USAGE,
+    ErrorCode.INVALID_TASK: ExitCode.USAGE,
+    ErrorCode.INVALID_OUTPUT_KEY: ExitCode.USAGE,
+    ErrorCode.UNKNOWN_FIELD: ExitCode.USAGE,
+    ErrorCode.INVALID_JSON: ExitCode.USAGE,
+    ErrorCode.BODY_TOO_LARGE: ExitCode.USAGE,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: ExitCode.USAGE,
+    ErrorCode.ROUTE_NOT_FOUND: ExitCode.USAGE,
+    ErrorCode.IDEMPOTENCY_CONFLICT: ExitCode.USAGE,
+    ErrorCode.INPUT_TOO_LARGE: ExitCode.DATA,
+    ErrorCode.INPUT_TOO_LONG: ExitCode.DATA,
+    ErrorCode.JOB_NOT_FOUND: ExitCode.NO_INPUT,
+    ErrorCode.JOB_NOT_CANCELLABLE: ExitCode.FAILURE,
+    ErrorCode.UNAUTHORIZED: ExitCode.NO_PERMISSION,
+    ErrorCode.THROTTLED: ExitCode.TEMP_FAILURE,
+    ErrorCode.SUBMIT_FAILED: ExitCode.UNAVAILABLE,
 }
 
 
