@@ -43,7 +43,7 @@ def test_user_code_gets_type_errors_for_a_wrong_scale_and_a_misspelt_option(tmp_
     assert [line.split(":")[1] for line in errors] == ["5", "6", "7"], proc.stdout
     assert 'incompatible type "Literal[3]"' in errors[0]
     assert 'Unexpected keyword argument "segmenttime"' in errors[1]
-    assert 'incompatible type "Literal[\'on-demand\']"' in errors[2]
+    assert "incompatible type \"Literal['on-demand']\"" in errors[2]
 
 
 @pytest.mark.slow
@@ -56,3 +56,9 @@ def test_the_built_wheel_ships_py_typed(tmp_path: Path) -> None:
     )
     (wheel,) = tmp_path.glob("vsr_client-*.whl")
     assert "vsr_client/py.typed" in zipfile.ZipFile(wheel).namelist()
+
+
+def test_every_public_name_imports_from_the_package_root() -> None:
+    code = "from vsr_client import *; import vsr_client as v; s = dir(); print([n for n in v.__all__ if n not in s])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -27,31 +27,30 @@ from vsr_client.contract import (
 )
 
 if TYPE_CHECKING:
-    # Explicit re-exports, so type checkers see the names __getattr__ provides.
     from vsr_client.api_models import (
-        ErrorBody as ErrorBody,
-        ErrorDetail as ErrorDetail,
-        JobAccepted as JobAccepted,
-        JobList as JobList,
-        JobProgress as JobProgress,
-        JobStatus as JobStatus,
-        StageProgress as StageProgress,
-        SubmitRequest as SubmitRequest,
-        UploadPart as UploadPart,
-        UploadRequest as UploadRequest,
-        UploadTarget as UploadTarget,
+        ErrorBody,
+        ErrorDetail,
+        JobAccepted,
+        JobList,
+        JobProgress,
+        JobStatus,
+        StageProgress,
+        SubmitRequest,
+        UploadPart,
+        UploadRequest,
+        UploadTarget,
     )
-    from vsr_client.client import Client as Client
+    from vsr_client.client import Client
     from vsr_client.errors import (
-        BadRequest as BadRequest,
-        Conflict as Conflict,
-        JobFailed as JobFailed,
-        NotFound as NotFound,
-        ServerError as ServerError,
-        Throttled as Throttled,
-        TransportError as TransportError,
-        Unauthorized as Unauthorized,
-        VsrApiError as VsrApiError,
+        BadRequest,
+        Conflict,
+        JobFailed,
+        NotFound,
+        ServerError,
+        Throttled,
+        TransportError,
+        Unauthorized,
+        VsrApiError,
     )
 
 try:
@@ -94,7 +93,36 @@ _LAZY = {
     ),
 }
 
-__all__ = ["ErrorCode", "ExitCode", "Manifest", "SegmentPlan", "__version__", "plan_segments", *_LAZY]
+# Listed literally: type checkers read __all__ to see the names __getattr__ provides.
+__all__ = [
+    "BadRequest",
+    "Client",
+    "Conflict",
+    "ErrorBody",
+    "ErrorCode",
+    "ErrorDetail",
+    "ExitCode",
+    "JobAccepted",
+    "JobFailed",
+    "JobList",
+    "JobProgress",
+    "JobStatus",
+    "Manifest",
+    "NotFound",
+    "SegmentPlan",
+    "ServerError",
+    "StageProgress",
+    "SubmitRequest",
+    "Throttled",
+    "TransportError",
+    "Unauthorized",
+    "UploadPart",
+    "UploadRequest",
+    "UploadTarget",
+    "VsrApiError",
+    "__version__",
+    "plan_segments",
+]
 
 
 def __getattr__(name: str) -> Any:
