@@ -84,7 +84,8 @@ class Client:
                 response = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt == self.retries:
-                    raise TransportError(0, "unreachable", f"{method} {url}: {exc}") from exc
+                    what = "timed out" if isinstance(exc, requests.Timeout) else "could not connect"
+                    raise TransportError(0, "unreachable", f"{method} {url.split('?')[0]}: {what}") from exc
                 time.sleep(self._delay(attempt, None))
                 continue
             if response.status_code in _RETRY_STATUSES and attempt < self.retries:

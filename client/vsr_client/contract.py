@@ -41,6 +41,7 @@ class ErrorCode(str, Enum):
     OUTPUT_EXISTS = "output_exists"
     STAGE_FAILED = "stage_failed"
     DEVICE_UNAVAILABLE = "device_unavailable"
+    ENGINE_UNAVAILABLE = "engine_unavailable"  # `vsr upscale` with no URL and no vsr-worker installed
     INTERNAL = "internal_error"
     # Codes of the HTTP API (request validation, jobs, transport).
     MISSING_KEY = "missing_key"
@@ -100,6 +101,7 @@ ERROR_EXIT_CODES: dict[ErrorCode, ExitCode] = {
     ErrorCode.OUTPUT_EXISTS: ExitCode.USAGE,
     ErrorCode.STAGE_FAILED: ExitCode.FAILURE,
     ErrorCode.DEVICE_UNAVAILABLE: ExitCode.UNAVAILABLE,
+    ErrorCode.ENGINE_UNAVAILABLE: ExitCode.UNAVAILABLE,
     ErrorCode.INTERNAL: ExitCode.SOFTWARE,
     # The HTTP API's codes, as `vsr` exits on them: the same meanings as the worker's.
     ErrorCode.MISSING_KEY: ExitCode.USAGE,
