@@ -32,11 +32,11 @@ from vsr_client.client import KEY_ENV, URL_ENV, Client
 from vsr_client.contract import (
     DEFAULT_MODEL,
     DEFAULT_SEGMENT_TIME,
-    OUTPUT_FORMATS,
     SCALES,
     ErrorCode,
     ExitCode,
     VsrError,
+    output_container,
 )
 from vsr_client.errors import JobFailed, VsrApiError
 from vsr_client.job_progress import JobProgressDisplay, format_progress
@@ -67,7 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request")
     parser.add_argument("--retries", type=int, default=4, help="retries on 429/5xx/connection errors")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    # -q works after the command too (`vsr upscale clip.mp4 -o out.mp4 -q`).
+    quiet = _Parser(add_help=False)
+    quiet.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress output")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, parents=[quiet])
 
     def job_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--scale", type=int, default=2, choices=SCALES, help="factor per side (default 2)")
@@ -76,13 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--task", default="inference", choices=TASKS)
         p.add_argument("--env", default="spot", choices=ENVS, help="which Batch queue (the API only)")
 
-    up = sub.add_parser("upscale", help="upscale a local file: through the API if a URL is set, else on this machine")
+    up = command("upscale", "upscale a local file: through the API if a URL is set, else on this machine")
     up.add_argument("input", help="the video to upscale")
     up.add_argument("-o", "--output", required=True, help="where to save the result (.mp4, .mov or .mkv)")
     job_options(up)
     up.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
 
-    s = sub.add_parser("submit", help="submit a job for an object already in the bucket")
+    s = command("submit", "submit a job for an object already in the bucket")
     s.add_argument("key")
     job_options(s)
     s.add_argument("--output-key", default=None)
@@ -91,17 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--download", metavar="PATH", default=None, help="wait, then save the result here")
 
     for name, text in (("status", "a job's status"), ("wait", "wait for a job to end"), ("cancel", "cancel a job")):
-        p = sub.add_parser(name, help=text)
+        p = command(name, text)
         p.add_argument("job_id")
         if name == "wait":
             p.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
             p.add_argument("--timeout", dest="wait_timeout", type=float, default=None, help="give up after (s)")
-    j = sub.add_parser("jobs", help="recent jobs, one line each")
+    j = command("jobs", "recent jobs, one line each")
     j.add_argument("--limit", type=int, default=20)
-    u = sub.add_parser("upload", help="upload a file; prints the key to submit")
+    u = command("upload", "upload a file; prints the key to submit")
     u.add_argument("path")
     u.add_argument("--key", default=None)
-    d = sub.add_parser("download", help="save a finished job's result")
+    d = command("download", "save a finished job's result")
     d.add_argument("job_id")
     d.add_argument("path")
     return parser
@@ -125,12 +131,7 @@ def _wait(client: Client, job_id: str, quiet: bool, interval: float = 2.0, timeo
 def _checked_output(path: str, overwrite: bool) -> Path:
     """The extension decides the container; an existing file is kept unless told otherwise."""
     out = Path(path)
-    if out.suffix.lower() not in OUTPUT_FORMATS:
-        raise VsrError(
-            ErrorCode.INVALID_ARGUMENT,
-            f"output {out.name!r}: the extension decides the container; use {', '.join(OUTPUT_FORMATS)}",
-            "output",
-        )
+    output_container(path)
     if out.exists() and not overwrite:
         raise VsrError(ErrorCode.OUTPUT_EXISTS, f"output exists: {out} (pass --overwrite to replace it)", "output")
     return out

@@ -6,6 +6,7 @@ This module must stay importable on Python 3.10 (the Inf1 worker image imports i
 from __future__ import annotations
 
 import math
+import posixpath
 from enum import Enum, IntEnum
 from fractions import Fraction
 from typing import Literal, Optional
@@ -152,6 +153,19 @@ def validate_scale(scale: int) -> int:
     if scale not in SCALES:
         raise VsrError(ErrorCode.INVALID_SCALE, f"scale must be 2 or 4, got {scale!r}", "scale")
     return int(scale)
+
+
+def output_container(name: str, field: str = "output", code: ErrorCode = ErrorCode.INVALID_ARGUMENT) -> str:
+    """The container (FFmpeg format name) an output's extension names; any other is refused."""
+    suffix = posixpath.splitext(name)[1].lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise VsrError(
+            code,
+            f"{field} {posixpath.basename(name)!r}: the extension decides the container; "
+            f"use {', '.join(OUTPUT_FORMATS)}",
+            field,
+        )
+    return OUTPUT_FORMATS[suffix]
 
 
 def validate_segment_time(segment_time: float) -> float:

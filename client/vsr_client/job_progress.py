@@ -88,10 +88,10 @@ class JobProgressDisplay:
             )
         if p.upscale.frames_total and bar.total != p.upscale.frames_total:
             bar.total = p.upscale.frames_total
-        bar.set_description_str(f"{status.job_id} {status.state}", refresh=False)
-        bar.set_postfix_str(
-            f"segments {p.upscale.done}/{p.upscale.total}, split {p.split.state}, merge {p.merge.state}", refresh=False
-        )
+        bar.set_description_str(status.state, refresh=False)
+        # Short enough to leave the bar room on an 80-column terminal: the stage that is not upscale.
+        stage = f"split {p.split.state}" if p.split.state != "succeeded" else f"merge {p.merge.state}"
+        bar.set_postfix_str(f"{p.upscale.done}/{p.upscale.total} segments, {stage}", refresh=False)
         bar.update((p.upscale.frames_done or 0) - bar.n)  # feeds tqdm's rate and ETA
         bar.refresh()
 

@@ -19,6 +19,7 @@ from vsr_client.contract import (
     ErrorCode,
     Manifest,
     VsrError,
+    output_container,
     plan_segments,
     validate_scale,
     validate_segment_time,
@@ -71,6 +72,7 @@ def run_local(
     device = host_device(os.environ.get(DEVICE_ENV) or device, bool(info_model.ncnn))
     source = source.expanduser().resolve()
     output = output.expanduser().resolve()
+    output_container(str(output))
     if output.exists() and not overwrite:
         raise VsrError(ErrorCode.OUTPUT_EXISTS, f"output exists: {output} (pass --overwrite to replace it)", "output")
     if output == source:

@@ -16,7 +16,7 @@ from typing import Iterator, Optional
 
 import av
 
-from vsr_client.contract import ErrorCode, Manifest, VsrError
+from vsr_client.contract import OUTPUT_FORMATS, ErrorCode, Manifest, VsrError
 from vsr_worker import layout, storage
 from vsr_worker.media.mp4 import DISCARD_ALL, mp4_options
 from vsr_worker.media.probe import open_video, primary_video_stream
@@ -25,11 +25,10 @@ from vsr_worker.stages.common import load_split_index
 
 log = logging.getLogger(__name__)
 
-_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
-
 
 def output_format(uri: str) -> str:
-    return _FORMATS.get(Path(uri).suffix.lower(), "mp4")
+    """The container the output's extension names (callers refuse others; MP4 if one slips by)."""
+    return OUTPUT_FORMATS.get(Path(uri).suffix.lower(), "mp4")
 
 
 def run_merge(manifest: Manifest) -> dict:
