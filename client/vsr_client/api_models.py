@@ -190,9 +190,9 @@ class JobStatus(BaseModel):
     created_at: datetime
     updated_at: datetime | None = None
     key: str
-    scale: int
-    task: str
-    env: str
+    scale: Scale
+    task: Task
+    env: Env
     model: str
     segment_time: float
     segments: int
