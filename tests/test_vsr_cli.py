@@ -8,7 +8,6 @@ import os
 import pty
 import select
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.media import ffprobe_video, small_video
+from tests.conftest import free_port
 from vsr_api.local.server import LocalApi, LocalServer
 from vsr_client.api_models import JobProgress, JobStatus, StageProgress
 from vsr_client.contract import ERROR_EXIT_CODES, ErrorCode, ExitCode
@@ -47,12 +47,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, clip: Path):
     srv.start_background()
     yield srv
     srv.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def submit_quick(server: LocalServer) -> str:
