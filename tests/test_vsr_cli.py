@@ -228,7 +228,8 @@ def test_upscale_without_a_url_or_the_worker_package_says_what_to_install(clip: 
 
 
 def test_upscale_refuses_an_output_extension_that_names_no_container(clip: Path, tmp_path: Path) -> None:
-    proc = vsr("upscale", str(clip), "-o", str(tmp_path / "out.avi"))
+    # Refused before anything is sent: the URL has no server, so an attempt would exit 69.
+    proc = vsr("--url", f"http://127.0.0.1:{free_port()}", "upscale", str(clip), "-o", str(tmp_path / "out.avi"))
     assert proc.returncode == 64
     assert proc.stderr.startswith("vsr: error [invalid_argument]: output 'out.avi': the extension decides")
     assert list(tmp_path.iterdir()) == []
