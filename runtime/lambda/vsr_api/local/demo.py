@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", required=True)
     parser.add_argument("--data-dir", default="out/vsr-data", help="the local server's bucket directory")
     parser.add_argument("--scale", type=int, default=2)
-    parser.add_argument("--segment-time", type=float, default=3.0, help="short: the sample's 2 segments run in parallel")
+    parser.add_argument("--segment-time", type=float, default=3.0, help="short: 2 parallel segments of the sample")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="see `vsr-worker models` (bicubic: the quick baseline)")
     parser.add_argument("--task", default="inference")
     return parser
