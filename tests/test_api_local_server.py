@@ -48,7 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     srv.close()
 
 
-def wait_done(status_url: str, timeout: float = 60) -> dict:
+def wait_done(status_url: str, timeout: float = 240) -> dict:  # a bound: the learned model on a shared machine
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         body = requests.get(status_url, timeout=5).json()
