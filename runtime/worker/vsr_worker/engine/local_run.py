@@ -67,12 +67,12 @@ def run_local(
     started = time.monotonic()
     validate_scale(scale)
     validate_segment_time(segment_time)
+    output_container(str(output))  # the extension decides the container: refuse others before any work
     info_model = model_info(model)
     # Resolved here, before any work: a device this host lacks fails now, not in every child.
     device = host_device(os.environ.get(DEVICE_ENV) or device, bool(info_model.ncnn))
     source = source.expanduser().resolve()
     output = output.expanduser().resolve()
-    output_container(str(output))
     if output.exists() and not overwrite:
         raise VsrError(ErrorCode.OUTPUT_EXISTS, f"output exists: {output} (pass --overwrite to replace it)", "output")
     if output == source:
