@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything this repository needs on a fresh Debian/Ubuntu machine:
-#   - ffmpeg/ffprobe from apt when missing (the tests' independent oracle),
+#   - ffmpeg/ffprobe from apt when missing (the tests' independent oracle), and chromium,
+#     chromium-driver, libokhttp-java, php-cli, php-curl (the web page's and examples' tests),
 #   - a .venv at the repository root with every Python package installed.
 # Idempotent: re-running skips what is already in place. Env: PYTHON=/path/to/python3.11
 set -euo pipefail
@@ -18,11 +19,26 @@ pick_python() {
   say "Python 3.11 or newer is required (set PYTHON=/path/to/python3.11)"; exit 1
 }
 
-if ! command -v ffprobe >/dev/null 2>&1 || ! command -v ffmpeg >/dev/null 2>&1; then
+has() { command -v "$1" >/dev/null 2>&1; }
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+apt_install() {
+  [ -n "${APT_UPDATED:-}" ] || { $SUDO apt-get update -qq; APT_UPDATED=1; }
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+if ! has ffprobe || ! has ffmpeg; then
   say "installing ffmpeg with apt"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg >/dev/null
+  apt_install ffmpeg
+fi
+# The tests' other independent oracles, when missing (VSR_BOOTSTRAP_NO_EXTRAS=1 skips them; their
+# tests then skip and say why): a real browser for the web page, and OkHttp and PHP to run the
+# Java and PHP examples of docs/api.md (javac comes with the machine's JDK when it has one).
+extras=()
+{ has chromium && has chromedriver; } || extras+=(chromium chromium-driver)
+[ -f /usr/share/java/okhttp.jar ] || extras+=(libokhttp-java)
+{ has php && php -m 2>/dev/null | grep -qx curl; } || extras+=(php-cli php-curl)
+if [ "${#extras[@]}" -gt 0 ] && [ -z "${VSR_BOOTSTRAP_NO_EXTRAS:-}" ]; then
+  say "installing ${extras[*]} with apt"
+  apt_install "${extras[@]}" || say "could not install ${extras[*]}: the tests that need them will skip"
 fi
 
 PY=$(pick_python)

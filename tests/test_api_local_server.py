@@ -1,9 +1,10 @@
-"""Through the local server: the documented cURL and Python examples, the SDK and the CLI."""
+"""Through the local server: the documented cURL, Python, Java and PHP examples, the SDK and the CLI."""
 
 from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -40,13 +41,14 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     clip = small_video(tmp_path_factory.mktemp("media") / "clip.mp4")
     (data / "inputs").mkdir()
     shutil.copy(clip, data / "inputs" / "video.mp4")
+    shutil.copy(clip, data / "xxxx.mp4")  # the seed's examples name an object at the bucket root
     srv = LocalServer(LocalApi(data, jobs=2), "127.0.0.1", 0)
     srv.start_background()
     yield srv
     srv.close()
 
 
-def wait_done(status_url: str, timeout: float = 60) -> dict:
+def wait_done(status_url: str, timeout: float = 240) -> dict:  # a bound: the learned model on a shared machine
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         body = requests.get(status_url, timeout=5).json()
@@ -82,6 +84,49 @@ def test_documented_python_example_upscales_the_video(server: LocalServer, tmp_p
     assert status["state"] == "succeeded", status["failure_reason"]
     assert status["progress"]["upscale"]["frames_done"] == 50
     assert ffprobe_video(fetch(status["download_url"], tmp_path / "out.mp4"))["width"] == 128
+
+
+OKHTTP_CLASSPATH = "/usr/share/java/okhttp.jar:/usr/share/java/okio.jar"  # Debian's libokhttp-java (3.13)
+
+
+def accepted_then_cancelled(answer: str) -> dict:
+    """The server's answer to an example; its job is cancelled so it does not hold up the queue."""
+    accepted = json.loads(answer)
+    requests.delete(accepted["status_url"], timeout=5)
+    return accepted
+
+
+@pytest.mark.skipif(
+    not (shutil.which("javac") and os.path.exists("/usr/share/java/okhttp.jar")),
+    reason="needs javac and Debian's libokhttp-java (scripts/bootstrap.sh installs it)",
+)
+def test_documented_java_example_compiles_against_okhttp_3_13_and_submits(server: LocalServer, tmp_path: Path) -> None:
+    body = doc_example("java").replace(DOC_URL, server.url + "/")
+    lines = "".join(f"        {line}\n" for line in body.splitlines())
+    source = tmp_path / "Example.java"
+    source.write_text(
+        "import okhttp3.*;\n\npublic class Example {\n"
+        f"    public static void main(String[] args) throws Exception {{\n{lines}    }}\n}}\n"
+    )
+    javac = ["javac", "-cp", OKHTTP_CLASSPATH, "-d", str(tmp_path), str(source)]
+    subprocess.run(javac, check=True, capture_output=True)
+    run = subprocess.run(
+        ["java", "-cp", f"{tmp_path}:{OKHTTP_CLASSPATH}", "Example"], check=True, capture_output=True, text=True
+    )
+    accepted = accepted_then_cancelled(run.stdout)
+    assert accepted["state"] == "queued" and accepted["segments"] == 1
+
+
+@pytest.mark.skipif(
+    not shutil.which("php") or "curl" not in subprocess.run(["php", "-m"], capture_output=True, text=True).stdout,
+    reason="needs php with the curl extension (scripts/bootstrap.sh installs php-cli and php-curl)",
+)
+def test_documented_php_example_submits(server: LocalServer, tmp_path: Path) -> None:
+    script = tmp_path / "example.php"
+    script.write_text(doc_example("php").replace(DOC_URL, server.url + "/"))
+    run = subprocess.run(["php", str(script)], check=True, capture_output=True, text=True)
+    accepted = accepted_then_cancelled(run.stdout)
+    assert accepted["state"] == "queued" and accepted["output_key"].endswith("/xxxx_x2.mp4")
 
 
 def test_sdk_uploads_submits_waits_and_downloads(server: LocalServer, tmp_path: Path) -> None:
@@ -134,7 +179,7 @@ def test_cli_lists_and_shows_jobs(server: LocalServer, capsys: pytest.CaptureFix
     job_id = lines[-1].split(":")[0]
     assert cli.main(["--url", server.url, "status", job_id]) == 0
     assert json.loads(capsys.readouterr().out)["job_id"] == job_id
-    assert cli.main(["--url", server.url, "--retries", "0", "status", "nope"]) == 1
+    assert cli.main(["--url", server.url, "--retries", "0", "status", "nope"]) == 66  # job_not_found
     assert "vsr: error [job_not_found]" in capsys.readouterr().err
 
 

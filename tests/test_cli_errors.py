@@ -107,3 +107,14 @@ def test_usage_errors_are_one_line_with_usage_exit_code(tmp_path):
     proc = run_worker("run", "x.mp4", cwd=tmp_path)  # -o missing
     assert proc.returncode == int(ExitCode.USAGE)
     assert proc.stderr.strip().splitlines()[-1].startswith("vsr-worker: error [invalid_argument]:")
+
+
+@pytest.mark.parametrize("name", ["out.avi", "out.webm", "out"])
+def test_run_refuses_an_output_extension_that_names_no_supported_container(name, tmp_path, make_case):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = run_worker("run", str(make_case("cfr25")), "-o", str(out_dir / name), "-q", cwd=tmp_path)
+    assert proc.returncode == int(ExitCode.USAGE), proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("vsr-worker: error [invalid_argument]: output ") and ".mp4, .mov, .mkv" in last
+    assert list(out_dir.iterdir()) == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,9 +20,12 @@ from vsr_client.contract import DEFAULT_SEGMENT_TIME, SCALES, ErrorCode, VsrErro
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 StageState = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+Scale = Literal[2, 4]
+Task = Literal["inference", "debug"]
+Env = Literal["spot", "onDemand"]
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
-TASKS = ("inference", "debug")
-ENVS = ("spot", "onDemand")
+TASKS: tuple[Task, ...] = get_args(Task)
+ENVS: tuple[Env, ...] = get_args(Env)
 API_KEY_HEADER = "x-api-key"
 IDEMPOTENCY_HEADER = "idempotency-key"
 MAX_BODY_BYTES = 16 * 1024
@@ -77,9 +80,9 @@ class SubmitRequest(BaseModel):
         description="object key of the source video in the bucket, at the root or under any prefix "
         "but the service's own (jobs/, outputs/)"
     )
-    scale: Literal[2, 4] = Field(default=2, description="upscale factor per side")
-    task: Literal["inference", "debug"] = Field(default="inference", description="'debug' keeps every intermediate")
-    env: Literal["spot", "onDemand"] = Field(default="spot", description="which Batch queue runs the jobs")
+    scale: Scale = Field(default=2, description="upscale factor per side")
+    task: Task = Field(default="inference", description="'debug' keeps every intermediate")
+    env: Env = Field(default="spot", description="which Batch queue runs the jobs")
     segment_time: float = Field(default=DEFAULT_SEGMENT_TIME, description="seconds of video per parallel segment")
     model: str | None = Field(default=None, description="model name; the deployment's default when omitted")
     output_key: str | None = Field(default=None, description="where the result goes (under the output prefix)")
@@ -187,9 +190,9 @@ class JobStatus(BaseModel):
     created_at: datetime
     updated_at: datetime | None = None
     key: str
-    scale: int
-    task: str
-    env: str
+    scale: Scale
+    task: Task
+    env: Env
     model: str
     segment_time: float
     segments: int

@@ -1,6 +1,6 @@
 """The SDK: submit, status, wait, cancel, upload, download.
 
-    from vsr_client.client import Client
+    from vsr_client import Client
     client = Client("https://abc.execute-api.eu-west-1.amazonaws.com/prod", api_key="...")
     key = client.upload("clip.mp4")
     job = client.submit(key, scale=4)
@@ -25,7 +25,17 @@ from xml.sax.saxutils import escape
 
 import requests
 
-from vsr_client.api_models import API_KEY_HEADER, JobAccepted, JobList, JobStatus, UploadTarget
+from vsr_client.api_models import (
+    API_KEY_HEADER,
+    Env,
+    JobAccepted,
+    JobList,
+    JobStatus,
+    Scale,
+    Task,
+    UploadTarget,
+)
+from vsr_client.contract import DEFAULT_SEGMENT_TIME
 from vsr_client.errors import JobFailed, TransportError, VsrApiError, error_class
 
 URL_ENV = "VSR_API_URL"
@@ -35,6 +45,8 @@ _CHUNK = 1024 * 1024
 
 
 class Client:
+    """One API endpoint: ``Client(url, api_key=...)`` or ``Client()`` with the environment's."""
+
     def __init__(
         self,
         base_url: str | None = None,
@@ -46,7 +58,7 @@ class Client:
     ) -> None:
         url = base_url or os.environ.get(URL_ENV)
         if not url:
-            raise ValueError(f"no API URL: pass base_url or set {URL_ENV}")
+            raise ValueError(f"no API URL: pass base_url= or set ${URL_ENV}")
         self.base_url = url.rstrip("/")
         self.api_key = api_key if api_key is not None else os.environ.get(KEY_ENV) or None
         self.timeout = timeout
@@ -60,7 +72,7 @@ class Client:
             after = response.headers.get("Retry-After")
             if after and after.isdigit():
                 return float(after)
-        return self.backoff * (2**attempt) * (0.5 + random.random() / 2)
+        return self.backoff * (2.0**attempt) * (0.5 + random.random() / 2)
 
     def _send(self, method: str, url: str, api: bool, **kwargs: Any) -> requests.Response:
         headers = dict(kwargs.pop("headers", None) or {})
@@ -72,7 +84,8 @@ class Client:
                 response = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt == self.retries:
-                    raise TransportError(0, "unreachable", f"{method} {url}: {exc}") from exc
+                    what = "timed out" if isinstance(exc, requests.Timeout) else "could not connect"
+                    raise TransportError(0, "unreachable", f"{method} {url.split('?')[0]}: {what}") from exc
                 time.sleep(self._delay(attempt, None))
                 continue
             if response.status_code in _RETRY_STATUSES and attempt < self.retries:
@@ -93,16 +106,24 @@ class Client:
     def submit(
         self,
         key: str,
-        scale: int = 2,
-        task: str = "inference",
-        env: str = "spot",
-        segment_time: float = 60,
-        **extras: Any,
+        *,
+        scale: Scale = 2,
+        task: Task = "inference",
+        env: Env = "spot",
+        segment_time: float = DEFAULT_SEGMENT_TIME,
+        model: str | None = None,
+        output_key: str | None = None,
+        idempotency_key: str | None = None,
     ) -> JobAccepted:
-        """Submit a job for the object ``key``; extras: model, output_key, idempotency_key."""
-        body = {"key": key, "scale": scale, "task": task, "env": env, "segment_time": segment_time}
-        body.update({k: v for k, v in extras.items() if v is not None})
-        body.setdefault("idempotency_key", uuid.uuid4().hex)  # makes the retries safe
+        """Submit a job for the object ``key`` in the bucket (``SubmitRequest`` documents each field).
+
+        Without ``idempotency_key`` a random one is sent, so the SDK's own retries are safe.
+        The server validates everything (its limits are configurable), so a bad value is the
+        API's typed error, not a local one.
+        """
+        body: dict[str, object] = {"key": key, "scale": scale, "task": task, "env": env, "segment_time": segment_time}
+        optional = {"model": model, "output_key": output_key, "idempotency_key": idempotency_key or uuid.uuid4().hex}
+        body.update({name: value for name, value in optional.items() if value is not None})
         return JobAccepted.model_validate(self._api("POST", "/jobs", json=body))
 
     def status(self, job_id: str) -> JobStatus:
@@ -180,8 +201,9 @@ class Client:
 
     def _transfer(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         data = kwargs.get("data")
-        if hasattr(data, "seek"):
-            data.seek(0)
+        seek = getattr(data, "seek", None)
+        if seek is not None:
+            seek(0)  # a retried PUT sends the file from its start again
         response = self._send(method, url, api=False, **kwargs)
         if response.status_code >= 300:
             raise error_class(response.status_code)(

@@ -6,6 +6,7 @@ This module must stay importable on Python 3.10 (the Inf1 worker image imports i
 from __future__ import annotations
 
 import math
+import posixpath
 from enum import Enum, IntEnum
 from fractions import Fraction
 from typing import Literal, Optional
@@ -18,7 +19,10 @@ DEFAULT_SEGMENT_TIME = 60.0
 # stays available by name as the interpolation baseline.
 DEFAULT_MODEL = "realesr-animevideov3"
 DEFAULT_DEVICE = "auto"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION: Literal[1] = 1
+# The output file's extension decides its container (the worker's merge, the API's output_key,
+# `vsr-worker run -o` and `vsr upscale -o`); anything else is refused rather than mislabelled.
+OUTPUT_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 
 class ErrorCode(str, Enum):
@@ -38,6 +42,7 @@ class ErrorCode(str, Enum):
     OUTPUT_EXISTS = "output_exists"
     STAGE_FAILED = "stage_failed"
     DEVICE_UNAVAILABLE = "device_unavailable"
+    ENGINE_UNAVAILABLE = "engine_unavailable"  # `vsr upscale` with no URL and no vsr-worker installed
     INTERNAL = "internal_error"
     # Failures of the worker's environment and of its own intermediates.
     NO_SPACE = "no_space"
@@ -66,7 +71,7 @@ class ErrorCode(str, Enum):
 
 
 class ExitCode(IntEnum):
-    """Process exit codes of the worker (sysexits.h values).
+    """Process exit codes of ``vsr-worker`` and ``vsr`` alike (sysexits.h values).
 
     Which of them Batch retries is vsr_client.retry_matrix: never the bad-input codes
     (``USAGE``, ``DATA``, ``NO_INPUT``), always ``TEMPFAIL``, the internal ones once.
@@ -82,6 +87,8 @@ class ExitCode(IntEnum):
     CANTCREAT = 73  # an output cannot be created: the disk is full
     IOERR = 74  # an intermediate read back is not what was stored
     TEMPFAIL = 75  # temporary failure (storage after its retries): try again later
+    NO_PERMISSION = 77
+    BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader left (`| head`)
 
 
 BAD_INPUT_EXIT_CODES = (ExitCode.USAGE, ExitCode.DATA, ExitCode.NO_INPUT)
@@ -101,10 +108,31 @@ ERROR_EXIT_CODES: dict[ErrorCode, ExitCode] = {
     ErrorCode.OUTPUT_EXISTS: ExitCode.USAGE,
     ErrorCode.STAGE_FAILED: ExitCode.FAILURE,
     ErrorCode.DEVICE_UNAVAILABLE: ExitCode.UNAVAILABLE,
+    ErrorCode.ENGINE_UNAVAILABLE: ExitCode.UNAVAILABLE,
     ErrorCode.INTERNAL: ExitCode.SOFTWARE,
     ErrorCode.NO_SPACE: ExitCode.CANTCREAT,
     ErrorCode.CORRUPT_INTERMEDIATE: ExitCode.IOERR,
     ErrorCode.STORAGE_ERROR: ExitCode.TEMPFAIL,
+    # The HTTP API's codes, as `vsr` exits on them: the same meanings as the worker's.
+    ErrorCode.MISSING_KEY: ExitCode.USAGE,
+    ErrorCode.INVALID_KEY: ExitCode.USAGE,
+    ErrorCode.KEY_RESERVED: ExitCode.USAGE,
+    ErrorCode.INVALID_ENV: ExitCode.USAGE,
+    ErrorCode.INVALID_TASK: ExitCode.USAGE,
+    ErrorCode.INVALID_OUTPUT_KEY: ExitCode.USAGE,
+    ErrorCode.UNKNOWN_FIELD: ExitCode.USAGE,
+    ErrorCode.INVALID_JSON: ExitCode.USAGE,
+    ErrorCode.BODY_TOO_LARGE: ExitCode.USAGE,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: ExitCode.USAGE,
+    ErrorCode.ROUTE_NOT_FOUND: ExitCode.USAGE,
+    ErrorCode.IDEMPOTENCY_CONFLICT: ExitCode.USAGE,
+    ErrorCode.INPUT_TOO_LARGE: ExitCode.DATA,
+    ErrorCode.INPUT_TOO_LONG: ExitCode.DATA,
+    ErrorCode.JOB_NOT_FOUND: ExitCode.NO_INPUT,
+    ErrorCode.JOB_NOT_CANCELLABLE: ExitCode.FAILURE,
+    ErrorCode.UNAUTHORIZED: ExitCode.NO_PERMISSION,
+    ErrorCode.THROTTLED: ExitCode.TEMPFAIL,
+    ErrorCode.SUBMIT_FAILED: ExitCode.UNAVAILABLE,
 }
 
 
@@ -134,6 +162,19 @@ def validate_scale(scale: int) -> int:
     if scale not in SCALES:
         raise VsrError(ErrorCode.INVALID_SCALE, f"scale must be 2 or 4, got {scale!r}", "scale")
     return int(scale)
+
+
+def output_container(name: str, field: str = "output", code: ErrorCode = ErrorCode.INVALID_ARGUMENT) -> str:
+    """The container (FFmpeg format name) an output's extension names; any other is refused."""
+    suffix = posixpath.splitext(name)[1].lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise VsrError(
+            code,
+            f"{field} {posixpath.basename(name)!r}: the extension decides the container; "
+            f"use {', '.join(OUTPUT_FORMATS)}",
+            field,
+        )
+    return OUTPUT_FORMATS[suffix]
 
 
 def validate_segment_time(segment_time: float) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vsr_client.api_models import JobStatus
+from vsr_client.contract import ERROR_EXIT_CODES, ErrorCode, ExitCode
 
 
 class VsrApiError(Exception):
@@ -14,6 +15,26 @@ class VsrApiError(Exception):
         self.code = code
         self.message = message
         self.field = field
+
+    @property
+    def exit_code(self) -> int:
+        """The process exit code ``vsr`` ends with: the contract's table for the API's codes,
+        else by what the HTTP status means (unreachable, 5xx -> 69; 401/403 -> 77; 429 -> 75)."""
+        try:
+            return int(ERROR_EXIT_CODES[ErrorCode(self.code)])
+        except (ValueError, KeyError):
+            pass
+        if self.status == 0 or self.status >= 500:
+            return int(ExitCode.UNAVAILABLE)
+        if self.status in (401, 403):
+            return int(ExitCode.NO_PERMISSION)
+        if self.status == 429:
+            return int(ExitCode.TEMPFAIL)
+        if self.status == 404:
+            return int(ExitCode.NO_INPUT)
+        if self.status == 409:
+            return int(ExitCode.FAILURE)
+        return int(ExitCode.USAGE if self.status >= 400 else ExitCode.FAILURE)
 
 
 class BadRequest(VsrApiError):
@@ -52,7 +73,7 @@ class JobFailed(Exception):
         self.status = status
 
 
-def error_class(status: int) -> type:
+def error_class(status: int) -> type[VsrApiError]:
     if status in (401, 403):
         return Unauthorized
     if status == 404:

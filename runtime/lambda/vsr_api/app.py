@@ -24,8 +24,10 @@ log = logging.getLogger(__name__)
 _LENIENT_TYPES = ("application/x-www-form-urlencoded", "text/plain")
 
 
-def _json(model: BaseModel, status: int = 200) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=model.model_dump_json())
+def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=model.model_dump_json(), headers=headers
+    )
 
 
 def error_response(exc: VsrError) -> Response:
@@ -83,7 +85,10 @@ def build_app(service: JobService) -> APIGatewayRestResolver:
         if header_key and isinstance(body, dict) and "idempotency_key" not in body:
             body = {**body, "idempotency_key": header_key}
         result = service.submit(body, base_url(event))
-        return _json(result.accepted, 200 if result.replay else 202)
+        if result.replay:
+            return _json(result.accepted, 200)
+        # 202 Accepted names where the job's status is (RFC 9110, 15.3.3).
+        return _json(result.accepted, 202, {"Location": result.accepted.status_url})
 
     app.post("/")(submit)
     app.post("/jobs")(submit)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import posixpath
 import re
 
-from vsr_client.contract import ErrorCode, VsrError
+from vsr_client.contract import ErrorCode, VsrError, output_container
 
 _MAX_KEY = 1024
-_OUTPUT_SUFFIXES = (".mp4", ".mov", ".mkv")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -57,12 +56,7 @@ def output_key(requested: str | None, source: str, job_id: str, scale: int, outp
     if requested:
         _check_shape(requested, "output_key", ErrorCode.INVALID_OUTPUT_KEY)
         key = requested if requested.startswith(output_prefix) else output_prefix + requested
-        if not key.lower().endswith(_OUTPUT_SUFFIXES):
-            raise VsrError(
-                ErrorCode.INVALID_OUTPUT_KEY,
-                f"output_key must end with one of {', '.join(_OUTPUT_SUFFIXES)}",
-                "output_key",
-            )
+        output_container(key, "output_key", ErrorCode.INVALID_OUTPUT_KEY)
         return key
     stem = posixpath.splitext(posixpath.basename(source))[0] or "video"
     return f"{output_prefix}{job_id}/{stem}_x{scale}.mp4"

@@ -1,8 +1,9 @@
 """``./dev demo``: one video through the local API, the way a user of the service would do it.
 
 Starts ``vsr-local serve`` on a free localhost port, uploads the video through the API's
-presigned URL into the data directory, submits with the SDK, waits with progress, downloads
-the result and prints its path; then stops the server.
+presigned URL into the data directory, submits with the SDK (the learned model by default),
+waits with progress, downloads the result, writes one frame of the source and of the result
+as PNGs beside it, and prints where everything is; then stops the server.
 
     python -m vsr_api.local.demo VIDEO -o OUT.mp4 [--data-dir DIR] [--scale 2|4]
         [--segment-time S] [--model NAME] [--task inference|debug]
@@ -19,9 +20,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from vsr_client.cli import format_progress
-from vsr_client.client import Client
-from vsr_client.errors import JobFailed, VsrApiError
+from vsr_client import Client, JobFailed, VsrApiError
+from vsr_client.contract import DEFAULT_MODEL
+from vsr_client.job_progress import JobProgressDisplay
 
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
@@ -56,10 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", required=True)
     parser.add_argument("--data-dir", default="out/vsr-data", help="the local server's bucket directory")
     parser.add_argument("--scale", type=int, default=2)
-    parser.add_argument("--segment-time", type=float, default=2.0)
-    parser.add_argument("--model", default="bicubic", help="quick by default; see `vsr-worker models`")
+    parser.add_argument("--segment-time", type=float, default=3.0, help="short: 2 parallel segments of the sample")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="see `vsr-worker models` (bicubic: the quick baseline)")
     parser.add_argument("--task", default="inference")
     return parser
+
+
+def before_after(source: Path, result: Path, frame: int) -> tuple[Path, Path]:
+    """The same frame of the source and of the result, as PNGs beside the result."""
+    from vsr_worker.media.still import frame_png, write_png
+
+    before = write_png(frame_png(source, frame), result.with_name(f"{result.stem}_frame{frame}_before.png"))
+    after = write_png(frame_png(result, frame), result.with_name(f"{result.stem}_frame{frame}_after.png"))
+    return before, after
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,16 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         key = client.upload(args.video, key=f"inputs/demo/{Path(args.video).name}")
         job = client.submit(key, scale=args.scale, segment_time=args.segment_time, model=args.model, task=args.task)
         print(f"submitted job {job.job_id}: {job.segments} segment(s), status at {job.status_url}", file=sys.stderr)
-        last = ""
-
-        def show(status) -> None:
-            nonlocal last
-            line = format_progress(status)
-            if line != last:
-                print(line, file=sys.stderr, flush=True)
-                last = line
-
-        client.wait(job.job_id, interval=0.5, on_progress=show)
+        display = JobProgressDisplay()
+        try:
+            final = client.wait(job.job_id, interval=0.5, on_progress=display.update)
+        finally:
+            display.close()
         output = client.download(job.job_id, args.output)
     except (VsrApiError, JobFailed) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
@@ -92,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+    frames = final.progress.upscale.frames_total or 1
+    before, after = before_after(Path(args.video), output, frames // 2)
+    print(f"model {final.model}, x{final.scale}: {frames} frames in {final.segments} segment(s)")
+    print(f"before/after (frame {frames // 2}): {before.resolve()}  {after.resolve()}")
     print(f"wrote {output.resolve()} ({time.monotonic() - started:.1f}s)")
     return 0
 

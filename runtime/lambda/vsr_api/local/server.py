@@ -24,6 +24,7 @@ from vsr_api.local.dir_storage import FILES_ROUTE, DirStorage
 from vsr_api.local.file_job_store import FileJobStore
 from vsr_api.local.job_runner import LocalJobRunner
 from vsr_api.local.proxy_event import LocalContext, response_body, to_event
+from vsr_api.local.web_assets import web_response
 from vsr_api.service import JobService
 from vsr_api.settings import ApiSettings
 from vsr_client.api_models import API_KEY_HEADER, ErrorBody, http_status
@@ -116,7 +117,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if path.startswith(FILES_ROUTE):
             self._file(unquote(path[len(FILES_ROUTE) :]))
             return
+        if self.command in ("GET", "HEAD") and self._page(path):
+            return
         self._api()
+
+    def _page(self, path: str) -> bool:
+        """The web page and its assets (public, like the page of any API): True when served."""
+        api = self.server.api
+        found = web_response(path, api.service.models or (), api.settings.default_model, api.api_key is not None)
+        if found is None:
+            return False
+        body, content_type = found
+        self._send(200, body, {"Content-Type": content_type, "Cache-Control": "no-cache"})
+        return True
 
     def _api(self) -> None:
         api = self.server.api

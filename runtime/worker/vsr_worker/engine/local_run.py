@@ -19,6 +19,7 @@ from vsr_client.contract import (
     ErrorCode,
     Manifest,
     VsrError,
+    output_container,
     plan_segments,
     validate_scale,
     validate_segment_time,
@@ -66,6 +67,7 @@ def run_local(
     started = time.monotonic()
     validate_scale(scale)
     validate_segment_time(segment_time)
+    output_container(str(output))  # the extension decides the container: refuse others before any work
     info_model = model_info(model)
     # Resolved here, before any work: a device this host lacks fails now, not in every child.
     device = host_device(os.environ.get(DEVICE_ENV) or device, bool(info_model.ncnn))

@@ -25,7 +25,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional
 
 import av
 
-from vsr_client.contract import ErrorCode, Manifest, VsrError
+from vsr_client.contract import OUTPUT_FORMATS, ErrorCode, Manifest, VsrError
 from vsr_worker import errors, integrity, layout, storage
 from vsr_worker.integrity import PtsDigest
 from vsr_worker.media.mp4 import DISCARD_ALL, mp4_options, rescale_exact
@@ -35,11 +35,10 @@ from vsr_worker.stages.common import load_split_index, read_record
 
 log = logging.getLogger(__name__)
 
-_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
-
 
 def output_format(uri: str) -> str:
-    return _FORMATS.get(Path(uri).suffix.lower(), "mp4")
+    """The container the output's extension names (callers refuse others; MP4 if one slips by)."""
+    return OUTPUT_FORMATS.get(Path(uri).suffix.lower(), "mp4")
 
 
 def run_merge(manifest: Manifest) -> dict:
@@ -178,7 +177,7 @@ def _write(
                 frames = len(taken.pts)
                 if frames != split["frames"]:
                     raise VsrError(ErrorCode.STAGE_FAILED, f"merged {frames} frames, source has {split['frames']}")
-                _check_output(tmp, taken.pts, tb)  # before it is renamed or uploaded into place
+                _check_output(tmp, taken.pts, tb, fmt)  # before it is renamed or uploaded into place
     return {"format": fmt, "frames": frames, "streams": 1 + len(others), "warnings": []}
 
 
@@ -213,7 +212,7 @@ class _TakenFrames:
                 raise errors.corrupt(f"the parts of segment {seg['index']} do not hold the frames split found")
 
 
-def _check_output(path: Path, taken: List[int], tb: Fraction) -> None:
+def _check_output(path: Path, taken: List[int], tb: Fraction, fmt: str) -> None:
     """The merged file holds exactly the parts' frames, each at its timestamp."""
     with av.open(str(path)) as container:
         video = primary_video_stream(container)
@@ -223,7 +222,7 @@ def _check_output(path: Path, taken: List[int], tb: Fraction) -> None:
         out_tb = Fraction(video.time_base)
         actual = [p.pts for p in container.demux(video) if p.size]
     expected = (integrity.rescale_round(pts, tb, out_tb) for pts in taken)
-    integrity.check_output_pts(actual, expected, "the merged output")
+    integrity.check_output_pts(actual, expected, "the merged output", shift_ok=fmt == "matroska")
 
 
 def _add_streams(out, source, src_video, others: list, part, probe: dict) -> tuple:

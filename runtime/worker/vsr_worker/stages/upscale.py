@@ -33,6 +33,7 @@ from vsr_worker.media.encode import add_video_encoder
 from vsr_worker.media.frames import ColorSpec, frame_to_tensor, tensor_to_frame
 from vsr_worker.media.mp4 import mp4_options, rescale_exact
 from vsr_worker.media.probe import primary_video_stream
+from vsr_worker.media.still import png_bytes
 from vsr_worker.pipeline import ThreadedSink, threaded
 from vsr_worker.progress import ProgressWriter
 from vsr_worker.stages.common import load_split_index, read_record
@@ -361,11 +362,4 @@ class _SegmentUpscaler:
         before = batch[0].to_ndarray(format="rgb24")
         after = upscaled[0].detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
         for name, image in (("before", before), ("after", after)):
-            storage.write_bytes(layout.debug(self.manifest.work, f"seg_{index:05d}_{name}.png"), _png(image))
-
-
-def _png(rgb: Any) -> bytes:
-    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-    codec = av.CodecContext.create("png", "w")
-    codec.width, codec.height, codec.pix_fmt = frame.width, frame.height, "rgb24"
-    return b"".join(bytes(p) for p in codec.encode(frame)) + b"".join(bytes(p) for p in codec.encode(None))
+            storage.write_bytes(layout.debug(self.manifest.work, f"seg_{index:05d}_{name}.png"), png_bytes(image))
