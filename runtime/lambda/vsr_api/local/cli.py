@@ -39,4 +39,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VsrError as exc:
         print(f"vsr-local: error [{exc.code.value}]: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has stopped serving and the jobs' processes
+        pass
     return 0
