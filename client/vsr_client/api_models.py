@@ -262,4 +262,10 @@ class ErrorBody(BaseModel):
 
     @classmethod
     def of(cls, exc: VsrError) -> ErrorBody:
-        return cls(error=ErrorDetail(code=exc.code.value, message=exc.message, field=exc.field))
+        # A message may quote request text: a lone surrogate in it could not be encoded as JSON.
+        field = _printable(exc.field) if exc.field is not None else None
+        return cls(error=ErrorDetail(code=exc.code.value, message=_printable(exc.message), field=field))
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 WORKER_COMMAND = "vsr-worker"
 ARRAY_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
+# AWS Batch's limit on the children of one array job: the most segments a job can have.
+MAX_ARRAY_SIZE = 10_000
 
 StageName = Literal["split", "upscale", "merge"]
 
@@ -39,7 +41,7 @@ class StageSpec(BaseModel):
 
     name: StageName
     command: list[str]
-    array_size: int = Field(default=0, ge=0, le=10000)
+    array_size: int = Field(default=0, ge=0, le=MAX_ARRAY_SIZE)
     depends_on: list[StageName] = Field(default_factory=list)
     resources: Resources = Resources()
     environment: dict[str, str] = Field(default_factory=dict)

@@ -13,6 +13,8 @@ mounted next to the API.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import json
 import logging
@@ -22,6 +24,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import uvicorn
@@ -29,13 +32,16 @@ from starlette.routing import BaseRoute
 
 from vsr_api.adapters.av_prober import AvProber
 from vsr_api.handler import Handler, make_handler
+from vsr_api.job_record import utcnow
 from vsr_api.local.dir_storage import DirStorage
 from vsr_api.local.file_job_store import FileJobStore
 from vsr_api.local.http_app import build_http_app
 from vsr_api.local.http_protocol import DeadlineH11Protocol
-from vsr_api.local.job_runner import LocalJobRunner
+from vsr_api.local.job_runner import LocalJobRunner, remove_intermediates
+from vsr_api.local.process_groups import kill_leftovers
 from vsr_api.service import JobService
 from vsr_api.settings import ApiSettings
+from vsr_client.api_models import TERMINAL_STATES
 from vsr_client.contract import ErrorCode, VsrError
 
 log = logging.getLogger(__name__)
@@ -61,37 +67,120 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class LocalApi:
-    """The local adapters, the service and the handler for one data directory."""
+DEFAULT_FAILED_RETENTION = timedelta(days=3)
 
-    def __init__(self, data_dir: Path, api_key: str | None = None, jobs: int | None = None) -> None:
+
+class LocalApi:
+    """The local adapters, the service and the handler for one data directory.
+
+    One server per data directory (a lock file says so). Starting, it kills what a crashed
+    server left running and resumes every unfinished job; while it runs, failed and cancelled
+    jobs' intermediates are removed once ``failed_retention`` has passed.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        api_key: str | None = None,
+        jobs: int | None = None,
+        concurrent_jobs: int | None = None,
+        failed_retention: timedelta = DEFAULT_FAILED_RETENTION,
+    ) -> None:
         from vsr_worker.models.registry import available
 
         self.data_dir = data_dir.resolve()
         self.api_key = api_key
+        self.failed_retention = failed_retention
+        state = self.data_dir / ".vsr-api"
+        state.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _lock_data_dir(state / "server.lock")
         self.settings = ApiSettings(bucket=str(self.data_dir))
-        self.storage = DirStorage(self.data_dir, max_upload_bytes=self.settings.max_input_bytes)
-        self.runner = LocalJobRunner(self.data_dir, jobs=jobs)
+        self.storage = DirStorage(self.data_dir, max_upload_bytes=self.settings.max_input_bytes, state_dir=state)
+        self.store = FileJobStore(state)
+        self.runner = LocalJobRunner(self.data_dir, jobs=jobs, concurrent_jobs=concurrent_jobs, state_dir=state)
         self.service = JobService(
             self.settings,
             storage=self.storage,
             prober=AvProber(),
-            store=FileJobStore(self.data_dir / ".vsr-api"),
+            store=self.store,
             scheduler=self.runner,
             models=available(),
         )
         self.handler: Handler = make_handler(lambda: self.service)
+        self._recover()
+        self._stop = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep_now_and_then, name="vsr-sweeper", daemon=True)
+        self._sweeper.start()
+
+    def _recover(self) -> None:
+        leftovers = kill_leftovers(self.data_dir)
+        if leftovers:
+            log.warning("killed processes a previous server left running", extra={"pids": leftovers})
+        for record in self.store.records():
+            if record.state in TERMINAL_STATES or self.runner.resume(record):
+                continue
+            # Recorded, but the server stopped before it reached the runner: nothing to resume.
+            record.state = "failed"
+            record.failure_reason = "[submit_failed] the server stopped while this job was being submitted"
+            record.touch()
+            self.store.put(record)
+
+    def sweep(self) -> list[str]:
+        """Remove the intermediates of jobs that failed or were cancelled longer than the
+        retention ago, and the records of expired upload URLs; the jobs swept."""
+        self.storage.forget_expired_uploads()
+        cutoff = utcnow() - self.failed_retention
+        swept = []
+        for record in self.store.records():
+            old_failure = record.state in ("failed", "cancelled") and record.updated_at <= cutoff
+            if old_failure and remove_intermediates(self.data_dir / record.work_prefix):
+                swept.append(record.job_id)
+        return swept
+
+    def _sweep_now_and_then(self) -> None:
+        interval = min(600.0, max(1.0, self.failed_retention.total_seconds() / 4))
+        while True:
+            try:
+                self.sweep()
+            except Exception:  # a sweep is housekeeping: never let it end the thread
+                log.exception("sweep failed")
+            if self._stop.wait(interval):
+                return
 
     def close(self) -> None:
+        self._stop.set()
         self.runner.shutdown()
+        with contextlib.suppress(OSError):
+            self._lock_file.close()
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _lock_data_dir(path: Path):
+    """Hold an exclusive lock on ``path`` for this process's life (the kernel drops it on exit)."""
+    handle = open(path, "a+")  # noqa: SIM115 (held open on purpose)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise VsrError(
+            ErrorCode.INVALID_ARGUMENT, f"the data directory is in use by another vsr-local serve ({holder})"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
+    """Listening at once: connections made before uvicorn runs wait in the backlog."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    return sock  # uvicorn calls listen(backlog) on it
+    sock.listen(backlog)
+    return sock
 
 
 class LocalServer:
@@ -107,7 +196,7 @@ class LocalServer:
     ) -> None:
         self.api = api
         self.limits = limits
-        self.socket = _bind(host, port)
+        self.socket = _listen(host, port, limits.backlog)
         bound_host, bound_port = self.socket.getsockname()[:2]
         self.url = f"http://[{bound_host}]:{bound_port}" if ":" in bound_host else f"http://{bound_host}:{bound_port}"
         api.storage.base_url = self.url
@@ -162,11 +251,15 @@ def serve(
     data_dir: Path,
     api_key: str | None = None,
     jobs: int | None = None,
+    concurrent_jobs: int | None = None,
+    failed_retention: timedelta = DEFAULT_FAILED_RETENTION,
     limits: HttpLimits = HttpLimits(),
 ) -> None:
     if not is_loopback(host) and not api_key:
         raise VsrError(ErrorCode.INVALID_ARGUMENT, f"binding to {host} needs --api-key (only localhost runs open)")
-    api = LocalApi(data_dir, api_key=api_key, jobs=jobs)
+    api = LocalApi(
+        data_dir, api_key=api_key, jobs=jobs, concurrent_jobs=concurrent_jobs, failed_retention=failed_retention
+    )
     server = LocalServer(api, host, port, limits)
     print(
         json.dumps(
