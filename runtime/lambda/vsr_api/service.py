@@ -181,7 +181,13 @@ class JobService:
                     f"output_key {variant!r} names an existing object; choose another key",
                     "output_key",
                 )
-        holder = self.store.claim_output(keys.output_claim(out_key), job_id)
+        claim = keys.output_claim(out_key)
+        holder = self.store.claim_output(claim, job_id)
+        held = self.store.get(holder) if holder else None
+        if held is not None and self._refresh(held).state in ("failed", "cancelled"):
+            # Its job ended without a result (and nobody asked since): the key is free again.
+            self.store.release_output(claim, held.job_id)
+            holder = self.store.claim_output(claim, job_id)
         if holder is not None:
             raise VsrError(
                 ErrorCode.OUTPUT_EXISTS,
