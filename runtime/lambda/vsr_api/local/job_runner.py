@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsr_api.job_record import JobRecord
+from vsr_api.keys import OUTPUT_SUFFIXES
 from vsr_api.local import job_process
 from vsr_api.local.process_groups import end_group, job_environment
 from vsr_api.ports import Observation
@@ -93,6 +94,7 @@ class LocalJobRunner:
         spec = {
             "job_id": record.job_id,
             "work": str(self.root / record.work_prefix),
+            "output": str(self.root / record.output_key),
             "segments": record.segments,
             "jobs": self.jobs,
             "keep_logs": record.task == "debug",
@@ -202,6 +204,7 @@ class LocalJobRunner:
 
     def _finish(self, run: _Run, outcome: dict) -> None:
         spec = json.loads(run.run_file.read_text())
+        _remove_unfinished_outputs(Path(spec["output"]))
         if outcome.get("state") == "succeeded":
             run.state, run.reason = "succeeded", None
             if not spec.get("keep_logs"):
@@ -214,7 +217,7 @@ class LocalJobRunner:
 
 
 _LOST = "[internal_error] the server lost this job; submit it again"
-_INTERMEDIATES = ("split", "upscaled", "logs")
+_INTERMEDIATES = ("split", "upscaled", "logs", "debug")
 
 
 def remove_intermediates(work: Path) -> bool:
@@ -224,6 +227,14 @@ def remove_intermediates(work: Path) -> bool:
     for path in found:
         shutil.rmtree(path, ignore_errors=True)
     return bool(found)
+
+
+def _remove_unfinished_outputs(output: Path) -> None:
+    """Temporary files a killed merge left beside this job's result (the worker writes
+    ``.<name>.<random>.tmp<suffix>`` and renames it). The output key is this job's alone."""
+    for suffix in OUTPUT_SUFFIXES:
+        for path in output.parent.glob(f".{output.with_suffix(suffix).name}.*.tmp*"):
+            path.unlink(missing_ok=True)
 
 
 def _forget_unfinished_progress(work: Path) -> None:

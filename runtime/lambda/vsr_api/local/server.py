@@ -183,6 +183,11 @@ def _listen(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 class LocalServer:
     """uvicorn serving ``api`` on ``host:port`` (0: a free port); ``url`` is known at once."""
 
@@ -193,12 +198,12 @@ class LocalServer:
         port: int = 8080,
         limits: HttpLimits = HttpLimits(),
         extra_routes: Sequence[BaseRoute] = (),
+        sock: socket.socket | None = None,
     ) -> None:
         self.api = api
         self.limits = limits
-        self.socket = _listen(host, port, limits.backlog)
-        bound_host, bound_port = self.socket.getsockname()[:2]
-        self.url = f"http://[{bound_host}]:{bound_port}" if ":" in bound_host else f"http://{bound_host}:{bound_port}"
+        self.socket = sock or _listen(host, port, limits.backlog)
+        self.url = url_of(self.socket)
         api.storage.base_url = self.url
         app = build_http_app(
             api.handler,
@@ -257,19 +262,12 @@ def serve(
 ) -> None:
     if not is_loopback(host) and not api_key:
         raise VsrError(ErrorCode.INVALID_ARGUMENT, f"binding to {host} needs --api-key (only localhost runs open)")
+    sock = _listen(host, port, limits.backlog)
+    # The first line on stdout says where the server listens (the demo and scripts read it);
+    # connections made from now on wait in the backlog until the jobs are recovered.
+    hello = {"url": url_of(sock), "data_dir": str(data_dir.resolve()), "api_key_required": api_key is not None}
+    print(json.dumps({**hello, "pid": os.getpid()}), flush=True)
     api = LocalApi(
         data_dir, api_key=api_key, jobs=jobs, concurrent_jobs=concurrent_jobs, failed_retention=failed_retention
     )
-    server = LocalServer(api, host, port, limits)
-    print(
-        json.dumps(
-            {
-                "url": server.url,
-                "data_dir": str(api.data_dir),
-                "api_key_required": api_key is not None,
-                "pid": os.getpid(),
-            }
-        ),
-        flush=True,
-    )
-    server.run()
+    LocalServer(api, limits=limits, sock=sock).run()
