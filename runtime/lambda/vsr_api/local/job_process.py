@@ -20,6 +20,8 @@ from vsr_api.local.process_groups import PARENT_ENV, die_with_parent
 from vsr_client.contract import ErrorCode, VsrError
 from vsr_client.jobgraph import StageSpec
 
+JOB_NICENESS = 10  # added to the server's; the stage processes inherit it
+
 
 def outcome_path(run_file: Path) -> Path:
     return run_file.with_suffix(".outcome.json")
@@ -41,6 +43,8 @@ def main(argv: list[str]) -> int:
     run_file = Path(argv[0])
     signal.signal(signal.SIGTERM, _end_group)
     die_with_parent(int(os.environ[PARENT_ENV]))
+    # Jobs are batch work: on a busy machine the API that reports on them answers first.
+    os.nice(JOB_NICENESS)
     run = json.loads(run_file.read_text())
 
     from vsr_worker.engine.local_run import execute_graph
