@@ -119,6 +119,17 @@ def check_status(conn: http.client.HTTPConnection, job_id: str) -> str | None:
     return None if status == 200 and answer.get("job_id") == job_id else f"status {status}"
 
 
+def run_together(calls: list[Callable[[], None]]) -> float:
+    """Run every call in a thread of its own, all at once; the wall seconds until all ended."""
+    threads = [threading.Thread(target=call) for call in calls]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.monotonic() - started
+
+
 def hardware() -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), platform.processor())
@@ -186,13 +197,8 @@ def main() -> None:
 
             tally.timed("upload_and_submit", call)
 
-        threads = [threading.Thread(target=submit, args=(i,)) for i in range(args.jobs)]
         submit_started = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        submit_wall = time.monotonic() - submit_started
+        submit_wall = run_together([lambda i=i: submit(i) for i in range(args.jobs)])
 
         # 2. status reads and invalid requests, while the jobs run
         counter = itertools.count()
@@ -210,13 +216,7 @@ def main() -> None:
                 tally.timed("status_read", lambda job_id=job_id: check_status(conn, job_id))
             conn.close()
 
-        readers = [threading.Thread(target=reader) for _ in range(args.clients)]
-        reads_started = time.monotonic()
-        for t in readers:
-            t.start()
-        for t in readers:
-            t.join()
-        reads_wall = time.monotonic() - reads_started
+        reads_wall = run_together([reader] * args.clients)
 
         # 3. sequential SDK calls on one keep-alive session
         sdk = Client(server.url, retries=0)
