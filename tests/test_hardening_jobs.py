@@ -204,6 +204,10 @@ def test_jobs_run_at_once_up_to_the_limit_and_failed_ones_are_swept(
             assert time.monotonic() < deadline, "a cancelled job's intermediates outlived the retention"
             time.sleep(0.2)
         assert (work / "manifest.json").is_file()
+        deadline = time.monotonic() + 10
+        while (data / ".vsr-api" / "runs" / f"{ids[2]}.json").exists():  # nothing will resume it
+            assert time.monotonic() < deadline, "the run file of a cancelled job outlived the retention"
+            time.sleep(0.2)
         for job_id in ids[:2]:
             while srv.api.runner.state(job_id) == "running":
                 time.sleep(0.1)

@@ -143,6 +143,17 @@ class LocalJobRunner:
         self._start(run)
         return True
 
+    def forget(self, job_id: str) -> None:
+        """Drop the run file and outcome of a job that has ended (nothing will resume it)."""
+        with self._lock:
+            run = self._runs.get(job_id)
+            if run is not None and run.state in ("queued", "running"):
+                return
+            self._runs.pop(job_id, None)
+        run_file = self.runs_dir / f"{job_id}.json"
+        job_process.outcome_path(run_file).unlink(missing_ok=True)
+        run_file.unlink(missing_ok=True)
+
     def state(self, job_id: str) -> JobState | None:
         """What the runner itself knows of a job (None: not run by this server)."""
         with self._lock:

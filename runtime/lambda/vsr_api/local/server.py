@@ -127,13 +127,16 @@ class LocalApi:
 
     def sweep(self) -> list[str]:
         """Remove the intermediates of jobs that failed or were cancelled longer than the
-        retention ago, and the records of expired upload URLs; the jobs swept."""
+        retention ago, the run files of every job that ended that long ago, and the records of
+        expired upload URLs; the jobs whose intermediates went."""
         self.storage.forget_expired_uploads()
         cutoff = utcnow() - self.failed_retention
         swept = []
         for record in self.store.records():
-            old_failure = record.state in ("failed", "cancelled") and record.updated_at <= cutoff
-            if old_failure and remove_intermediates(self.data_dir / record.work_prefix):
+            if record.state not in TERMINAL_STATES or record.updated_at > cutoff:
+                continue
+            self.runner.forget(record.job_id)
+            if record.state != "succeeded" and remove_intermediates(self.data_dir / record.work_prefix):
                 swept.append(record.job_id)
         return swept
 
