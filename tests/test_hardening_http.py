@@ -81,6 +81,11 @@ def test_every_unserved_method_gets_a_json_405_with_allow(
     assert response.json()["error"]["code"] == "method_not_allowed"
 
 
+def test_a_request_that_is_not_http_gets_a_json_400(server: LocalServer) -> None:
+    response = raw_request(server.url, b"\x16\x03\x01 hello there\r\n\r\n")  # e.g. TLS to a plain port
+    assert (response.status, response.json()["error"]["code"]) == (400, "invalid_argument")
+
+
 def test_an_unknown_path_with_a_served_method_is_still_404(server: LocalServer) -> None:
     response = raw_request(server.url, request_bytes("GET", "/no/such/route"))
     assert response.status == 404 and response.json()["error"]["code"] == "route_not_found"

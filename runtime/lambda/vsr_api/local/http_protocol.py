@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import socket
+from http import HTTPStatus
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -28,11 +29,12 @@ from vsr_client.contract import ErrorCode, VsrError
 log = logging.getLogger(__name__)
 
 
-def _timeout_response() -> bytes:
-    exc = VsrError(ErrorCode.REQUEST_TIMEOUT, "the request's headers did not arrive in time")
+def _closing_error(exc: VsrError) -> bytes:
+    """A whole error response, written as is: the connection's HTTP state is past saving."""
+    status = http_status(exc.code)
     body = json.dumps(ErrorBody.of(exc).model_dump()).encode()
     head = (
-        f"HTTP/1.1 {http_status(exc.code)} Request Timeout\r\ncontent-type: application/json\r\n"
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode() + body
@@ -86,5 +88,12 @@ class DeadlineH11Protocol(H11Protocol):
         if self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
             return  # closed already, or a request is being served (its headers did arrive)
         log.info("closing a connection whose request headers did not arrive in time", extra={"client": self.client})
-        self.transport.write(_timeout_response())
+        exc = VsrError(ErrorCode.REQUEST_TIMEOUT, "the request's headers did not arrive in time")
+        self.transport.write(_closing_error(exc))
+        self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        # What h11 could not parse gets the contract's JSON body too, not uvicorn's plain text.
+        if not self.transport.is_closing():
+            self.transport.write(_closing_error(VsrError(ErrorCode.INVALID_ARGUMENT, f"malformed HTTP request: {msg}")))
         self.transport.close()
