@@ -35,11 +35,30 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def data(tmp_path: Path, video: Path) -> Path:
+def data(tmp_path: Path, video: Path):
     data = tmp_path / "data"
     (data / "inputs").mkdir(parents=True)
     (data / "inputs" / "clip.mp4").write_bytes(video.read_bytes())
-    return data
+    yield data
+    # Whatever a failed test left running goes (found the same way the assertions look).
+    for pid in processes_with_env("VSR_LOCAL_DATA_DIR", str(data.resolve())):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture()
+def start(data: Path):
+    """Start ``vsr-local serve`` on the test's data directory; every one is stopped at the end."""
+    started: list[ServerProcess] = []
+
+    def start_server() -> ServerProcess:
+        started.append(ServerProcess(data, "-c", "1", "-j", "1", env=SERVER_ENV))
+        return started[-1]
+
+    yield start_server
+    for server in started:
+        if server.proc.poll() is None:
+            server.stop(signal.SIGKILL)
 
 
 def submit(url: str, **fields) -> dict:
@@ -119,8 +138,8 @@ def assert_succeeded_with_every_frame(status: dict, data: Path) -> None:
     assert ffprobe_video(data / status["output_key"]) == {"width": 256, "height": 192, "frames": FRAMES}
 
 
-def test_kill_9_of_the_servers_process_group_leaves_nothing_running_and_the_job_resumes(data: Path) -> None:
-    server = ServerProcess(data, "-c", "1", "-j", "1", env=SERVER_ENV)
+def test_kill_9_of_the_servers_process_group_leaves_nothing_running_and_the_job_resumes(data: Path, start) -> None:
+    server = start()
     job = submit(server.url, task="debug")  # debug keeps the parts, to compare them afterwards
     stored = wait_for_parts(data, job["job_id"])
     os.killpg(server.proc.pid, signal.SIGKILL)  # the job processes run in sessions of their own
@@ -129,23 +148,21 @@ def test_kill_9_of_the_servers_process_group_leaves_nothing_running_and_the_job_
     assert leftover_workers(data) == []
     stored = parts(data, job["job_id"])  # what was complete when everything stopped
 
-    again = ServerProcess(data, "-c", "1", "-j", "1", env=SERVER_ENV)
-    try:
-        resumed = again.get(f"/jobs/{job['job_id']}")
-        assert resumed["state"] in ("queued", "running"), resumed  # not failed: resumed
-        assert resumed["progress"]["merge"]["state"] == "pending"
-        assert resumed["progress"]["upscale"]["state"] != "failed"
-        status = wait_done(again, job["job_id"])
-        assert_succeeded_with_every_frame(status, data)
-        after = parts(data, job["job_id"])
-        assert stored and all(after[name] == seen for name, seen in stored.items())  # reused, not re-made
-    finally:
-        again.stop()
+    again = start()
+    resumed = again.get(f"/jobs/{job['job_id']}")
+    assert resumed["state"] in ("queued", "running"), resumed  # not failed: resumed
+    assert resumed["progress"]["merge"]["state"] == "pending"
+    assert resumed["progress"]["upscale"]["state"] != "failed"
+    status = wait_done(again, job["job_id"])
+    assert_succeeded_with_every_frame(status, data)
+    after = parts(data, job["job_id"])
+    assert stored and all(after[name] == seen for name, seen in stored.items())  # reused, not re-made
+    again.stop()
     assert leftover_workers(data) == []
 
 
-def test_sigterm_stops_every_job_process_and_a_restart_kills_what_a_crash_left(data: Path) -> None:
-    server = ServerProcess(data, "-c", "1", "-j", "1", env=SERVER_ENV)
+def test_sigterm_stops_every_job_process_and_a_restart_kills_what_a_crash_left(data: Path, start) -> None:
+    server = start()
     job = submit(server.url)
     wait_for_parts(data, job["job_id"])
     started = time.monotonic()
@@ -155,7 +172,7 @@ def test_sigterm_stops_every_job_process_and_a_restart_kills_what_a_crash_left(d
     record = json.loads((data / ".vsr-api" / "jobs" / f"{job['job_id']}.json").read_text())
     assert record["state"] in ("queued", "running")  # left resumable, not failed
 
-    second = ServerProcess(data, "-c", "1", "-j", "1", env=SERVER_ENV)
+    second = start()
     wait_for_parts(data, job["job_id"], more_than=len(parts(data, job["job_id"])))
     leaders, stages = freeze_stages(job["job_id"])  # a hung stage: it must not outlive what follows
     for pid in (second.proc.pid, *leaders):  # the server and its job process die at once (OOM killer)
@@ -163,13 +180,11 @@ def test_sigterm_stops_every_job_process_and_a_restart_kills_what_a_crash_left(d
     second.stop()
     assert sorted(leftover_workers(data, settle=1)) == sorted(stages)  # orphans, as the issue saw them
 
-    third = ServerProcess(data, "-c", "1", "-j", "1", env=SERVER_ENV)
-    try:
-        assert not set(leftover_workers(data, settle=5)) & set(stages)  # killed at start-up
-        status = wait_done(third, job["job_id"])
-        assert_succeeded_with_every_frame(status, data)
-    finally:
-        third.stop()
+    third = start()
+    assert not set(leftover_workers(data, settle=5)) & set(stages)  # killed at start-up
+    status = wait_done(third, job["job_id"])
+    assert_succeeded_with_every_frame(status, data)
+    third.stop()
     work = data / "jobs" / job["job_id"]
     assert sorted(p.name for p in work.iterdir()) == ["manifest.json", "progress", "result.json"]
     assert [p.name for p in (data / "outputs").rglob("*") if p.is_file()] == [Path(status["output_key"]).name]

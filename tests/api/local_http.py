@@ -107,7 +107,13 @@ class ServerProcess:
             start_new_session=True,
         )
         assert self.proc.stdout is not None
-        self.url = json.loads(self.proc.stdout.readline())["url"]
+        line = self.proc.stdout.readline()
+        try:
+            self.url = json.loads(line)["url"]
+        except (ValueError, KeyError):
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"vsr-local serve did not start: first line {line!r}") from None
         # Its JSON logs go on to stdout: keep reading so a full pipe never stalls it.
         import threading
 
