@@ -61,6 +61,9 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.JOB_NOT_CANCELLABLE: 409,
     ErrorCode.OUTPUT_EXISTS: 409,
     ErrorCode.THROTTLED: 429,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.REQUEST_TIMEOUT: 408,
+    ErrorCode.TOO_MANY_SEGMENTS: 422,
     ErrorCode.SUBMIT_FAILED: 502,
     ErrorCode.STAGE_FAILED: 500,
     ErrorCode.INTERNAL: 500,
@@ -262,4 +265,10 @@ class ErrorBody(BaseModel):
 
     @classmethod
     def of(cls, exc: VsrError) -> ErrorBody:
-        return cls(error=ErrorDetail(code=exc.code.value, message=exc.message, field=exc.field))
+        # A message may quote request text: a lone surrogate in it could not be encoded as JSON.
+        field = _printable(exc.field) if exc.field is not None else None
+        return cls(error=ErrorDetail(code=exc.code.value, message=_printable(exc.message), field=field))
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -68,6 +68,9 @@ class ErrorCode(str, Enum):
     JOB_NOT_CANCELLABLE = "job_not_cancellable"
     THROTTLED = "throttled"
     SUBMIT_FAILED = "submit_failed"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    REQUEST_TIMEOUT = "request_timeout"
+    TOO_MANY_SEGMENTS = "too_many_segments"
 
 
 class ExitCode(IntEnum):

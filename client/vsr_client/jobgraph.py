@@ -18,6 +18,8 @@ THREADS_ENV = "VSR_THREADS"
 # The tag every Batch job of one deployment carries (value: the stack's name); the API's IAM
 # policy lets it terminate only jobs with its own value.
 STACK_TAG = "vsr:stack"
+# AWS Batch's limit on the children of one array job: the most segments a job can have.
+MAX_ARRAY_SIZE = 10_000
 
 StageName = Literal["split", "upscale", "merge"]
 # Stages that need no accelerator: on AWS they run on the stack's small CPU compute environment.
@@ -58,7 +60,7 @@ class StageSpec(BaseModel):
 
     name: StageName
     command: list[str]
-    array_size: int = Field(default=0, ge=0, le=10000)
+    array_size: int = Field(default=0, ge=0, le=MAX_ARRAY_SIZE)
     depends_on: list[StageName] = Field(default_factory=list)
     resources: Resources = Resources()
     environment: dict[str, str] = Field(default_factory=dict)

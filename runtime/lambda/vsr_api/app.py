@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -30,8 +32,32 @@ def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = 
     )
 
 
-def error_response(exc: VsrError) -> Response:
-    return _json(ErrorBody.of(exc), http_status(exc.code))
+def error_response(exc: VsrError, headers: dict[str, str] | None = None) -> Response:
+    return _json(ErrorBody.of(exc), http_status(exc.code), headers)
+
+
+class RouteTable:
+    """Which methods each path answers: routes are registered through it, so a request with a
+    method its path does not serve gets 405 with ``Allow`` instead of a 404."""
+
+    def __init__(self, app: APIGatewayRestResolver) -> None:
+        self.app = app
+        self.methods: dict[str, set[str]] = {}
+
+    def route(self, rule: str, *methods: str) -> Callable[[Callable], Callable]:
+        served = set(methods) | ({"HEAD"} if "GET" in methods else set())
+        self.methods.setdefault(rule, set()).update(served)
+        return self.app.route(rule, sorted(served))
+
+    def allowed(self, path: str) -> set[str] | None:
+        """The methods ``path`` serves; None when no route has that path."""
+        for rule, methods in self.methods.items():
+            if re.fullmatch(re.sub(r"<\w+>", "[^/]+", rule), path):
+                return methods
+        return None
+
+    def every_method(self) -> set[str]:
+        return set().union(*self.methods.values())
 
 
 def _header(event: dict, name: str) -> str | None:
@@ -77,6 +103,7 @@ def base_url(event: dict) -> str:
 
 def build_app(service: JobService) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(strip_prefixes=None)
+    table = RouteTable(app)
 
     def submit() -> Response:
         event = app.current_event.raw_event
@@ -90,10 +117,10 @@ def build_app(service: JobService) -> APIGatewayRestResolver:
         # 202 Accepted names where the job's status is (RFC 9110, 15.3.3).
         return _json(result.accepted, 202, {"Location": result.accepted.status_url})
 
-    app.post("/")(submit)
-    app.post("/jobs")(submit)
+    table.route("/", "POST")(submit)
+    table.route("/jobs", "POST")(submit)
 
-    @app.get("/jobs")
+    @table.route("/jobs", "GET")
     def list_jobs() -> Response:
         raw = app.current_event.get_query_string_value("limit", "20") or "20"
         try:
@@ -102,15 +129,15 @@ def build_app(service: JobService) -> APIGatewayRestResolver:
             raise VsrError(ErrorCode.INVALID_ARGUMENT, f"limit must be an integer, got {raw!r}", "limit") from None
         return _json(service.list_jobs(limit))
 
-    @app.get("/jobs/<job_id>")
+    @table.route("/jobs/<job_id>", "GET")
     def get_job(job_id: str) -> Response:
         return _json(service.status(job_id))
 
-    @app.delete("/jobs/<job_id>")
+    @table.route("/jobs/<job_id>", "DELETE")
     def cancel_job(job_id: str) -> Response:
         return _json(service.cancel(job_id))
 
-    @app.post("/uploads")
+    @table.route("/uploads", "POST")
     def create_upload() -> Response:
         return _json(service.upload(read_json_body(app.current_event.raw_event)), 201)
 
@@ -125,8 +152,14 @@ def build_app(service: JobService) -> APIGatewayRestResolver:
     @app.not_found
     def on_not_found(_exc: Exception) -> Response:
         event = app.current_event.raw_event
+        method, path = str(event.get("httpMethod")), str(event.get("path"))
+        allowed = table.allowed(path)
+        if allowed is None and method in table.every_method():
+            return error_response(VsrError(ErrorCode.ROUTE_NOT_FOUND, f"no route {method} {path!r}"))
+        # A method this path does not serve, or one the API serves nowhere (PATCH, OPTIONS, TRACE...).
+        allow = ", ".join(sorted(allowed if allowed is not None else table.every_method()))
         return error_response(
-            VsrError(ErrorCode.ROUTE_NOT_FOUND, f"no route {event.get('httpMethod')} {event.get('path')}")
+            VsrError(ErrorCode.METHOD_NOT_ALLOWED, f"{method} is not allowed here; use {allow}"), {"Allow": allow}
         )
 
     @app.exception_handler(Exception)

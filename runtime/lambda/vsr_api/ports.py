@@ -81,6 +81,14 @@ class JobStore(Protocol):
 
     def release_idempotency(self, idempotency_key: str) -> None: ...
 
+    def claim_output(self, output_key: str, job_id: str) -> str | None:
+        """Claim an output key for ``job_id`` (atomically); the other job holding it, if any."""
+        ...
+
+    def release_output(self, output_key: str, job_id: str) -> None:
+        """Give up ``job_id``'s claim (a failed or cancelled job); another job's claim stays."""
+        ...
+
 
 class Scheduler(Protocol):
     def submit(self, record: JobRecord, graph: list[StageSpec]) -> dict[str, str]:

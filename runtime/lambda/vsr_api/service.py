@@ -7,6 +7,7 @@ caller did wrong (the app maps codes to HTTP statuses in one place).
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 import time
@@ -29,8 +30,8 @@ from vsr_client.api_models import (
     UploadTarget,
     parse_submit_request,
 )
-from vsr_client.contract import ErrorCode, Manifest, VsrError, plan_segments
-from vsr_client.jobgraph import build_job_graph
+from vsr_client.contract import ErrorCode, Manifest, SegmentPlan, VsrError, plan_segments
+from vsr_client.jobgraph import MAX_ARRAY_SIZE, build_job_graph
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,7 @@ DOWNLOAD_URL_SECONDS = 3600
 MAX_PROGRESS_SEGMENTS = 200
 
 
-def new_job_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
+new_job_id = keys.new_job_id
 
 
 @dataclass
@@ -78,6 +78,8 @@ class JobService:
                 "segment_time",
             )
         key = keys.source_key(request.key, s.reserved_prefixes)
+        if request.idempotency_key:
+            keys.check_text(request.idempotency_key, "idempotency_key")
         model = self._model(request.model)
         job_id = new_job_id()
         out_key = keys.output_key(request.output_key, key, job_id, request.scale, s.output_prefix)
@@ -85,15 +87,20 @@ class JobService:
         fingerprint = request_fingerprint(request)
         if request.idempotency_key:
             # Claimed before probing: a retry costs no S3 reads and can never make a second job.
+            # A replay returns here, before the output checks: its own result may exist by now.
             held = self.store.claim_idempotency(request.idempotency_key, job_id, fingerprint)
             if held is not None:
                 return self._replay(held, fingerprint, base_url)
+        claimed = False
         try:
+            if request.output_key:
+                self._claim_output(out_key, job_id)
+                claimed = True
             media = self._probe(key)
             plan = plan_segments(media.duration, request.segment_time)
+            self._check_array_size(plan, media.duration)
         except Exception:
-            if request.idempotency_key:
-                self.store.release_idempotency(request.idempotency_key)
+            self._release_claims(request.idempotency_key, out_key if claimed else None, job_id)
             raise
 
         work = keys.work_prefix(job_id, s.work_prefix)
@@ -132,13 +139,13 @@ class JobService:
             record.scheduler_ids = self.scheduler.submit(record, graph)
         except Exception as exc:
             log.exception("submit failed", extra={"job_id": job_id})
-            record.state, record.failure_reason = "failed", f"submit failed: {exc}"
+            record.state = "failed"
+            record.failure_reason = f"[submit_failed] the job could not be submitted ({type(exc).__name__})"
             record.touch()
             try:
                 self.store.put(record)
             finally:
-                if request.idempotency_key:
-                    self.store.release_idempotency(request.idempotency_key)
+                self._release_claims(request.idempotency_key, out_key if claimed else None, job_id)
             raise VsrError(
                 ErrorCode.SUBMIT_FAILED,
                 f"could not submit job {job_id}; nothing is left running, retry later ({type(exc).__name__})",
@@ -150,6 +157,58 @@ class JobService:
             extra={"job_id": job_id, "key": key, "segments": plan.count, "bytes_probed": media.bytes_read},
         )
         return Submitted(self._accepted(record, base_url), replay=False)
+
+    def _release_claims(self, idempotency_key: str | None, out_key: str | None, job_id: str) -> None:
+        if idempotency_key:
+            self.store.release_idempotency(idempotency_key)
+        if out_key:
+            self.store.release_output(keys.output_claim(out_key), job_id)
+
+    def _claim_output(self, out_key: str, job_id: str) -> None:
+        """Make a requested output key this job's, or refuse it: no job writes over an existing
+        object or over another job's result (claimed in the job store, so two submits racing
+        for one key cannot both win)."""
+        for variant in keys.output_variants(out_key):
+            try:
+                existing = self.storage.head(variant)
+            except VsrError:  # the local storage: a symbolic link leading out of the data directory
+                raise VsrError(
+                    ErrorCode.INVALID_OUTPUT_KEY, f"output_key {variant!r} resolves outside the bucket", "output_key"
+                ) from None
+            if existing is not None:
+                raise VsrError(
+                    ErrorCode.OUTPUT_EXISTS,
+                    f"output_key {variant!r} names an existing object; choose another key",
+                    "output_key",
+                )
+        claim = keys.output_claim(out_key)
+        holder = self.store.claim_output(claim, job_id)
+        held = self.store.get(holder) if holder else None
+        if held is not None and self._refresh(held).state in ("failed", "cancelled"):
+            # Its job ended without a result (and nobody asked since): the key is free again.
+            self.store.release_output(claim, held.job_id)
+            holder = self.store.claim_output(claim, job_id)
+        if holder is not None:
+            raise VsrError(
+                ErrorCode.OUTPUT_EXISTS,
+                f"output_key {out_key!r} is where job {holder} writes its result; choose another key",
+                "output_key",
+            )
+
+    def _check_array_size(self, plan: SegmentPlan, duration: float) -> None:
+        """Refuse a plan with more segments than an AWS Batch array job has children, and say
+        which segment_time would fit (the same limit holds for the local engine)."""
+        if plan.count <= MAX_ARRAY_SIZE:
+            return
+        fits = max(self.settings.segment_time_min, math.ceil(duration / MAX_ARRAY_SIZE * 100) / 100)
+        while plan_segments(duration, fits).count > MAX_ARRAY_SIZE:
+            fits = round(fits + 0.01, 2)
+        raise VsrError(
+            ErrorCode.TOO_MANY_SEGMENTS,
+            f"{duration:.1f} s of video at segment_time {plan.segment_time:g} makes {plan.count} segments; "
+            f"at most {MAX_ARRAY_SIZE} run as one job: use segment_time {fits:g} or more",
+            "segment_time",
+        )
 
     def _probe(self, key: str) -> MediaInfo:
         s = self.settings
@@ -226,6 +285,8 @@ class JobService:
         if (seen.state, progress, reason) != (record.state, record.progress, record.failure_reason):
             if seen.state == "succeeded":
                 record.output_key = self._written_output(record)
+            elif seen.state in ("failed", "cancelled"):
+                self.store.release_output(keys.output_claim(record.output_key), record.job_id)
             record.state, record.progress, record.failure_reason = seen.state, progress, reason
             record.touch()
             self.store.put(record)
@@ -260,6 +321,7 @@ class JobService:
         if record.state in TERMINAL_STATES:
             raise VsrError(ErrorCode.JOB_NOT_CANCELLABLE, f"job {job_id} has already {record.state}", "job_id")
         self.scheduler.cancel(record)
+        self.store.release_output(keys.output_claim(record.output_key), record.job_id)
         record.state, record.failure_reason = "cancelled", "cancelled by request"
         record.touch()
         self.store.put(record)
@@ -285,6 +347,8 @@ class JobService:
                 f"{request.size} bytes is over the limit of {self.settings.max_input_bytes}",
                 "size",
             )
+        keys.check_text(request.content_type, "content_type")
         s = self.settings
         key = keys.upload_key(request.key, request.filename, secrets.token_hex(8), s.input_prefix, s.reserved_prefixes)
+        self.storage.uri(key)  # the local storage refuses a key that leads out of its directory
         return self.storage.upload_target(key, request.size, request.content_type)

@@ -1,8 +1,9 @@
-"""Job store over DynamoDB: one item per job (hash key ``job_id``), plus one per idempotency key.
+"""Job store over DynamoDB: one item per job (hash key ``job_id``), plus one per claim.
 
-Idempotency items use the key ``idem#<sha256(idempotency key)>`` in the same table and are
-claimed with a conditional put, so two concurrent submits with one key make one job. Every
-item carries ``expires_at`` (epoch seconds) for the table's TTL.
+Idempotency items use the key ``idem#<sha256(idempotency key)>`` and output claims
+``out#<sha256(output key)>`` in the same table; both are taken with a conditional put, so two
+concurrent submits with one idempotency key make one job, and two jobs never write one output.
+Every item carries ``expires_at`` (epoch seconds) for the table's TTL.
 """
 
 from __future__ import annotations
@@ -16,10 +17,19 @@ from botocore.exceptions import ClientError
 from vsr_api.job_record import JobRecord
 
 _IDEM = "idem#"
+_OUTPUT = "out#"
 
 
 def _idem_id(key: str) -> str:
     return _IDEM + hashlib.sha256(key.encode()).hexdigest()
+
+
+def _output_id(key: str) -> str:
+    return _OUTPUT + hashlib.sha256(key.encode()).hexdigest()
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
 
 class DynamoJobStore:
@@ -76,7 +86,7 @@ class DynamoJobStore:
             self.db.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(job_id)")
             return None
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not _conditional_failed(exc):
                 raise
         held = self.db.get_item(
             TableName=self.table, Key={"job_id": {"S": _idem_id(idempotency_key)}}, ConsistentRead=True
@@ -85,3 +95,38 @@ class DynamoJobStore:
 
     def release_idempotency(self, idempotency_key: str) -> None:
         self.db.delete_item(TableName=self.table, Key={"job_id": {"S": _idem_id(idempotency_key)}})
+
+    def claim_output(self, output_key: str, job_id: str) -> str | None:
+        item = {
+            "job_id": {"S": _output_id(output_key)},
+            "kind": {"S": "output"},
+            "target": {"S": job_id},
+            "output_key": {"S": output_key},
+            "expires_at": {"N": str(int(time.time()) + self.ttl_days * 86400)},
+        }
+        try:
+            self.db.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(job_id) OR target = :me",
+                ExpressionAttributeValues={":me": {"S": job_id}},
+            )
+            return None
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+        key = {"job_id": {"S": _output_id(output_key)}}
+        held = self.db.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item", {})
+        return held.get("target", {}).get("S", "")
+
+    def release_output(self, output_key: str, job_id: str) -> None:
+        try:
+            self.db.delete_item(
+                TableName=self.table,
+                Key={"job_id": {"S": _output_id(output_key)}},
+                ConditionExpression="target = :me",
+                ExpressionAttributeValues={":me": {"S": job_id}},
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise

@@ -1,5 +1,5 @@
-"""The local API server: the same handler over HTTP, with a directory for a bucket.
+"""The local API server: the same handler over HTTP (uvicorn), with a directory for a bucket.
 
-Importing ``scheduler`` needs the worker package (``pip install vsr-api[local]``); the
-Lambda never imports this package.
+Needs the ``local`` extra (``pip install vsr-api[local]``: the worker package, uvicorn,
+Starlette); the Lambda never imports this package.
 """

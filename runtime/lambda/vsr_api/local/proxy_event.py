@@ -7,7 +7,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 
 @dataclass
@@ -24,27 +24,45 @@ class LocalContext:
         return 30_000
 
 
-def to_event(method: str, target: str, headers: dict[str, str], body: bytes, host: str, source_ip: str) -> dict:
-    parts = urlsplit(target)
-    query = parse_qs(parts.query, keep_blank_values=True)
+def to_event(
+    method: str,
+    path: str,
+    query: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    host: str,
+    source_ip: str,
+) -> dict:
+    """The event API Gateway's ``/{proxy+}`` resource would hand the Lambda for this request.
+
+    ``headers`` keeps repeated names (``multiValueHeaders``); ``headers`` joins them with commas,
+    as API Gateway does.
+    """
+    parsed = parse_qs(query, keep_blank_values=True)
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for name, value in headers:
+        multi.setdefault(name, []).append(value)
+        single[name] = ",".join(multi[name])
     try:
         text, b64 = body.decode(), False
     except UnicodeDecodeError:
         text, b64 = base64.b64encode(body).decode(), True
+    path = path or "/"
     return {
         "resource": "/{proxy+}",
-        "path": parts.path or "/",
+        "path": path,
         "httpMethod": method,
-        "headers": dict(headers),
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
-        "multiValueQueryStringParameters": query or None,
-        "pathParameters": {"proxy": (parts.path or "/").lstrip("/")},
+        "headers": single,
+        "multiValueHeaders": multi,
+        "queryStringParameters": {k: v[-1] for k, v in parsed.items()} or None,
+        "multiValueQueryStringParameters": parsed or None,
+        "pathParameters": {"proxy": path.lstrip("/")},
         "stageVariables": None,
         "requestContext": {
             "resourcePath": "/{proxy+}",
             "httpMethod": method,
-            "path": parts.path or "/",
+            "path": path,
             "stage": "local",
             "domainName": host,
             "requestId": secrets.token_hex(8),
@@ -59,3 +77,11 @@ def to_event(method: str, target: str, headers: dict[str, str], body: bytes, hos
 def response_body(response: dict) -> bytes:
     body = response.get("body") or ""
     return base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
+
+
+def response_headers(response: dict) -> list[tuple[str, str]]:
+    """Every header of a proxy response, repeated names kept (``multiValueHeaders`` wins)."""
+    multi = {k.lower(): (k, v) for k, v in (response.get("multiValueHeaders") or {}).items()}
+    out = [(name, str(value)) for name, values in multi.values() for value in values]
+    out += [(k, str(v)) for k, v in (response.get("headers") or {}).items() if k.lower() not in multi]
+    return out

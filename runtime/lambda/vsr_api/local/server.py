@@ -1,40 +1,61 @@
-"""``vsr-local serve``: the Lambda handler behind a small HTTP server, with local adapters.
+"""``vsr-local serve``: the Lambda handler behind uvicorn, with local adapters.
 
-Every API request becomes an API Gateway proxy event for the same handler the Lambda runs.
-``/files/<key>`` serves the presigned GET/PUT URLs the local storage hands out (streamed,
-signature-checked), standing in for S3.
+Every API request becomes an API Gateway proxy event for the same handler the Lambda runs
+(``asgi_adapter``); ``/files/<key>`` serves the presigned GET/PUT URLs the local storage hands
+out (``file_routes``); ``http_app`` says which path goes where.
+
+Why uvicorn: a maintained asyncio server, so a slow or idle client costs a socket, not a
+thread; it takes the listen backlog, keep-alive timeout and graceful shutdown as settings,
+and its h11 protocol is small enough to add the request-header deadline it lacks
+(``http_protocol``). Starlette does routing, static files and ``Range`` for what gets
+mounted next to the API.
 """
 
 from __future__ import annotations
 
-import hmac
+import contextlib
+import fcntl
 import ipaddress
 import json
 import logging
-import shutil
-import signal
+import os
+import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+
+import uvicorn
+from starlette.routing import BaseRoute
 
 from vsr_api.adapters.av_prober import AvProber
 from vsr_api.handler import Handler, make_handler
-from vsr_api.local.dir_storage import FILES_ROUTE, DirStorage
+from vsr_api.job_record import utcnow
+from vsr_api.local.dir_storage import DirStorage
 from vsr_api.local.file_job_store import FileJobStore
-from vsr_api.local.job_runner import LocalJobRunner
-from vsr_api.local.proxy_event import LocalContext, response_body, to_event
-from vsr_api.local.web_assets import web_response
+from vsr_api.local.http_app import build_http_app
+from vsr_api.local.http_protocol import DeadlineH11Protocol
+from vsr_api.local.job_runner import LocalJobRunner, remove_intermediates
+from vsr_api.local.process_groups import kill_leftovers
 from vsr_api.service import JobService
 from vsr_api.settings import ApiSettings
-from vsr_client.api_models import API_KEY_HEADER, ErrorBody, http_status
+from vsr_client.api_models import TERMINAL_STATES
 from vsr_client.contract import ErrorCode, VsrError
 
 log = logging.getLogger(__name__)
 
-# Like API Gateway's own payload limit: larger API requests are refused before the handler.
-MAX_API_REQUEST = 10 * 1024 * 1024
-_CHUNK = 1024 * 1024
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """Connection handling of the local server (seconds, bytes, connections)."""
+
+    backlog: int = 2048  # pending connections the kernel queues before refusing (uvicorn's default)
+    header_timeout: float = 10.0  # a request's headers must arrive within this
+    body_idle_timeout: float = 30.0  # longest silence while a request body is being sent
+    keep_alive: float = 5.0  # idle keep-alive connections are closed after this
+    graceful_shutdown: float = 10.0  # in-flight requests get this long to finish on shutdown
 
 
 def is_loopback(host: str) -> bool:
@@ -46,215 +67,210 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class LocalApi:
-    """The local adapters, the service and the handler for one data directory."""
+DEFAULT_FAILED_RETENTION = timedelta(days=3)
 
-    def __init__(self, data_dir: Path, api_key: str | None = None, jobs: int | None = None) -> None:
+
+class LocalApi:
+    """The local adapters, the service and the handler for one data directory.
+
+    One server per data directory (a lock file says so). Starting, it kills what a crashed
+    server left running and resumes every unfinished job; while it runs, failed and cancelled
+    jobs' intermediates are removed once ``failed_retention`` has passed.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        api_key: str | None = None,
+        jobs: int | None = None,
+        concurrent_jobs: int | None = None,
+        failed_retention: timedelta = DEFAULT_FAILED_RETENTION,
+    ) -> None:
         from vsr_worker.models.registry import available
 
         self.data_dir = data_dir.resolve()
         self.api_key = api_key
+        self.failed_retention = failed_retention
+        state = self.data_dir / ".vsr-api"
+        state.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _lock_data_dir(state / "server.lock")
         self.settings = ApiSettings(bucket=str(self.data_dir))
-        self.storage = DirStorage(self.data_dir)
-        self.runner = LocalJobRunner(self.data_dir, jobs=jobs)
+        self.storage = DirStorage(self.data_dir, max_upload_bytes=self.settings.max_input_bytes, state_dir=state)
+        self.store = FileJobStore(state)
+        self.runner = LocalJobRunner(self.data_dir, jobs=jobs, concurrent_jobs=concurrent_jobs, state_dir=state)
         self.service = JobService(
             self.settings,
             storage=self.storage,
             prober=AvProber(),
-            store=FileJobStore(self.data_dir / ".vsr-api"),
+            store=self.store,
             scheduler=self.runner,
             models=available(),
         )
         self.handler: Handler = make_handler(lambda: self.service)
+        self._recover()
+        self._stop = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep_now_and_then, name="vsr-sweeper", daemon=True)
+        self._sweeper.start()
 
+    def _recover(self) -> None:
+        leftovers = kill_leftovers(self.data_dir)
+        if leftovers:
+            log.warning("killed processes a previous server left running", extra={"pids": leftovers})
+        for record in self.store.records():
+            if record.state in TERMINAL_STATES or self.runner.resume(record):
+                continue
+            # Recorded, but the server stopped before it reached the runner: nothing to resume.
+            record.state = "failed"
+            record.failure_reason = "[submit_failed] the server stopped while this job was being submitted"
+            record.touch()
+            self.store.put(record)
 
-class _RequestHandler(BaseHTTPRequestHandler):
-    server: LocalServer
-    protocol_version = "HTTP/1.1"
+    def sweep(self) -> list[str]:
+        """Remove the intermediates of jobs that failed or were cancelled longer than the
+        retention ago, the run files of every job that ended that long ago, and the records of
+        expired upload URLs; the jobs whose intermediates went."""
+        self.storage.forget_expired_uploads()
+        cutoff = utcnow() - self.failed_retention
+        swept = []
+        for record in self.store.records():
+            if record.state not in TERMINAL_STATES or record.updated_at > cutoff:
+                continue
+            self.runner.forget(record.job_id)
+            if record.state != "succeeded" and remove_intermediates(self.data_dir / record.work_prefix):
+                swept.append(record.job_id)
+        return swept
 
-    def log_message(self, format: str, *args: object) -> None:
-        log.info("%s %s", self.address_string(), format % args)
-
-    # -- plumbing -----------------------------------------------------------------------
-    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        for key, value in (headers or {}).items():
-            if key.lower() not in ("content-length", "connection", "transfer-encoding"):
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _error(self, exc: VsrError) -> None:
-        body = ErrorBody.of(exc).model_dump_json().encode()
-        self._send(http_status(exc.code), body, {"Content-Type": "application/json"})
-
-    def _length(self) -> int:
-        try:
-            return int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            return -1
-
-    # -- verbs --------------------------------------------------------------------------
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_HEAD(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def _dispatch(self) -> None:
-        path = urlsplit(self.path).path
-        if path.startswith(FILES_ROUTE):
-            self._file(unquote(path[len(FILES_ROUTE) :]))
-            return
-        if self.command in ("GET", "HEAD") and self._page(path):
-            return
-        self._api()
-
-    def _page(self, path: str) -> bool:
-        """The web page and its assets (public, like the page of any API): True when served."""
-        api = self.server.api
-        found = web_response(path, api.service.models or (), api.settings.default_model, api.api_key is not None)
-        if found is None:
-            return False
-        body, content_type = found
-        self._send(200, body, {"Content-Type": content_type, "Cache-Control": "no-cache"})
-        return True
-
-    def _api(self) -> None:
-        api = self.server.api
-        if api.api_key is not None:
-            given = self.headers.get(API_KEY_HEADER) or ""
-            if not hmac.compare_digest(given.encode(), api.api_key.encode()):
-                self._drain()
-                self._error(VsrError(ErrorCode.UNAUTHORIZED, f"missing or wrong {API_KEY_HEADER} header"))
+    def _sweep_now_and_then(self) -> None:
+        interval = min(600.0, max(1.0, self.failed_retention.total_seconds() / 4))
+        while True:
+            try:
+                self.sweep()
+            except Exception:  # a sweep is housekeeping: never let it end the thread
+                log.exception("sweep failed")
+            if self._stop.wait(interval):
                 return
-        length = self._length()
-        if length < 0 or length > MAX_API_REQUEST:
-            self.close_connection = True
-            self._error(VsrError(ErrorCode.BODY_TOO_LARGE, f"request body over {MAX_API_REQUEST} bytes"))
-            return
-        body = self.rfile.read(length) if length else b""
-        host = self.headers.get("Host") or f"{self.server.server_address[0]}:{self.server.server_address[1]}"
-        headers = {k: v for k, v in self.headers.items()}
-        headers["X-Forwarded-Proto"] = "http"
-        event = to_event(self.command, self.path, headers, body, host, self.client_address[0])
-        response = api.handler(event, LocalContext())
-        out_headers = dict(response.get("headers") or {})
-        for key, values in (response.get("multiValueHeaders") or {}).items():
-            out_headers.setdefault(key, values[-1])
-        self._send(int(response["statusCode"]), response_body(response), out_headers)
-
-    def _drain(self) -> None:
-        length = self._length()
-        if 0 < length <= MAX_API_REQUEST:
-            self.rfile.read(length)
-        elif length:
-            self.close_connection = True
-
-    def _file(self, key: str) -> None:
-        storage = self.server.api.storage
-        query = parse_qs(urlsplit(self.path).query)
-        method = "GET" if self.command == "HEAD" else self.command
-        ok = storage.verify(method, key, query.get("expires", [""])[0], query.get("signature", [""])[0])
-        if not ok or method not in ("GET", "PUT"):
-            self._drain()
-            self._error(VsrError(ErrorCode.UNAUTHORIZED, "file URL is invalid or expired; ask the API for a new one"))
-            return
-        try:
-            path = storage.path(key)
-        except ValueError:
-            self._error(VsrError(ErrorCode.INVALID_KEY, "key leaves the data directory", "key"))
-            return
-        if method == "PUT":
-            self._receive(path)
-            return
-        if not path.is_file():
-            self._error(VsrError(ErrorCode.INPUT_NOT_FOUND, f"no object {key!r}"))
-            return
-        size = path.stat().st_size
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(size))
-        self.end_headers()
-        if self.command == "GET":
-            with open(path, "rb") as fh:
-                shutil.copyfileobj(fh, self.wfile, _CHUNK)
-
-    def _receive(self, path: Path) -> None:
-        length = self._length()
-        if length < 0:
-            self.close_connection = True
-            self._error(VsrError(ErrorCode.INVALID_ARGUMENT, "PUT needs a Content-Length"))
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.upload")
-        with open(tmp, "wb") as fh:
-            left = length
-            while left:
-                chunk = self.rfile.read(min(_CHUNK, left))
-                if not chunk:
-                    break
-                fh.write(chunk)
-                left -= len(chunk)
-        if left:
-            tmp.unlink(missing_ok=True)
-            self.close_connection = True
-            self._error(VsrError(ErrorCode.INVALID_ARGUMENT, "upload ended early"))
-            return
-        tmp.replace(path)
-        self._send(200, b"", {"ETag": '"local"'})
-
-
-class LocalServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, api: LocalApi, host: str = "127.0.0.1", port: int = 8080) -> None:
-        super().__init__((host, port), _RequestHandler)
-        self.api = api
-        bound_host, bound_port = self.server_address[:2]
-        self.url = f"http://{bound_host}:{bound_port}"
-        api.storage.base_url = self.url
-
-    def start_background(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="vsr-local-server", daemon=True)
-        thread.start()
-        return thread
 
     def close(self) -> None:
-        self.shutdown()
-        self.server_close()
-        self.api.runner.shutdown()
+        self._stop.set()
+        self.runner.shutdown()
+        with contextlib.suppress(OSError):
+            self._lock_file.close()
 
 
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
+def _lock_data_dir(path: Path):
+    """Hold an exclusive lock on ``path`` for this process's life (the kernel drops it on exit)."""
+    handle = open(path, "a+")  # noqa: SIM115 (held open on purpose)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise VsrError(
+            ErrorCode.INVALID_ARGUMENT, f"the data directory is in use by another vsr-local serve ({holder})"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
-def serve(host: str, port: int, data_dir: Path, api_key: str | None = None, jobs: int | None = None) -> None:
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
+    """Listening at once: connections made before uvicorn runs wait in the backlog."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class LocalServer:
+    """uvicorn serving ``api`` on ``host:port`` (0: a free port); ``url`` is known at once."""
+
+    def __init__(
+        self,
+        api: LocalApi,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        limits: HttpLimits = HttpLimits(),
+        extra_routes: Sequence[BaseRoute] = (),
+        sock: socket.socket | None = None,
+    ) -> None:
+        self.api = api
+        self.limits = limits
+        self.socket = sock or _listen(host, port, limits.backlog)
+        self.url = url_of(self.socket)
+        api.storage.base_url = self.url
+        app = build_http_app(
+            api.handler,
+            api.storage,
+            api_key=api.api_key,
+            extra_routes=extra_routes,
+            body_idle_timeout=limits.body_idle_timeout,
+            on_shutdown=api.close,
+        )
+        config = uvicorn.Config(
+            app,
+            http=DeadlineH11Protocol.with_deadline(limits.header_timeout),
+            lifespan="on",
+            backlog=limits.backlog,
+            timeout_keep_alive=int(max(1, limits.keep_alive)),
+            timeout_graceful_shutdown=int(max(1, limits.graceful_shutdown)),
+            log_config=None,  # the process's logging setup applies
+            access_log=False,
+            server_header=False,
+        )
+        self.server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        """Serve until SIGINT/SIGTERM (in the main thread) or ``close()``; then stop the jobs."""
+        self.server.run(sockets=[self.socket])
+
+    def start_background(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self.run, name="vsr-local-server", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the local server did not start")
+            time.sleep(0.01)
+        return self._thread
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=self.limits.graceful_shutdown + 30)
+        else:
+            self.api.close()
+        self.socket.close()
+
+
+def serve(
+    host: str,
+    port: int,
+    data_dir: Path,
+    api_key: str | None = None,
+    jobs: int | None = None,
+    concurrent_jobs: int | None = None,
+    failed_retention: timedelta = DEFAULT_FAILED_RETENTION,
+    limits: HttpLimits = HttpLimits(),
+) -> None:
     if not is_loopback(host) and not api_key:
         raise VsrError(ErrorCode.INVALID_ARGUMENT, f"binding to {host} needs --api-key (only localhost runs open)")
-    api = LocalApi(data_dir, api_key=api_key, jobs=jobs)
-    server = LocalServer(api, host, port)
-    # Stop like on Ctrl-C (running stages are terminated, not orphaned) when told to terminate.
-    signal.signal(signal.SIGTERM, _interrupt)
-    print(
-        json.dumps({"url": server.url, "data_dir": str(api.data_dir), "api_key_required": api_key is not None}),
-        flush=True,
+    sock = _listen(host, port, limits.backlog)
+    # The first line on stdout says where the server listens (the demo and scripts read it);
+    # connections made from now on wait in the backlog until the jobs are recovered.
+    hello = {"url": url_of(sock), "data_dir": str(data_dir.resolve()), "api_key_required": api_key is not None}
+    print(json.dumps({**hello, "pid": os.getpid()}), flush=True)
+    api = LocalApi(
+        data_dir, api_key=api_key, jobs=jobs, concurrent_jobs=concurrent_jobs, failed_retention=failed_retention
     )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    LocalServer(api, limits=limits, sock=sock).run()
