@@ -20,20 +20,21 @@ import pulumi_aws as aws
 
 from stack.iam import assume_role_policy, lambda_policy
 from stack.settings import StackSettings
+from vsr_client.openapi import ROUTES as API_ROUTES
 
 HANDLER = "vsr_api.handler.handler"
 # scripts/build_lambda.py resolves the archives' wheels for this interpreter (LAMBDA_PYTHON).
 RUNTIME = "python3.12"
 STAGE_NAME = "prod"
-# (path, method) of every route of the API issue.
-ROUTES: tuple[tuple[str, str], ...] = (
-    ("/", "POST"),
-    ("/jobs", "POST"),
-    ("/jobs", "GET"),
-    ("/jobs/{id}", "GET"),
-    ("/jobs/{id}", "DELETE"),
-    ("/uploads", "POST"),
+# (path, method) of every route: the contract's route list (the one the OpenAPI document and
+# the handler's route test use), with API Gateway's path parameter name.
+ROUTES: tuple[tuple[str, str], ...] = tuple(
+    (route.path.replace("{job_id}", "{id}"), route.method.upper()) for route in API_ROUTES
 )
+# Every path also gets ANY, forwarded like the rest: undeclared, API Gateway would answer a
+# wrong method with its own 403 "Missing Authentication Token"; the handler answers JSON 405
+# with Allow, as the local server does. Declared methods take precedence over ANY.
+FALLBACK_METHOD = "ANY"
 APIGW_LOGS_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -255,7 +256,8 @@ class Api(pulumi.ComponentResource):
             ).id
         iam_auth = s.api.auth == "iam"
         deps: list[pulumi.Resource] = []
-        for path, method in ROUTES:
+        fallbacks = [(path, FALLBACK_METHOD) for path in sorted({p for p, _ in ROUTES})]
+        for path, method in [*ROUTES, *fallbacks]:
             slug = f"{name}-{method.lower()}{path.replace('/', '-').replace('{', '').replace('}', '')}".rstrip("-")
             params = {"method.request.path.id": True} if "{id}" in path else None
             m = aws.apigateway.Method(
