@@ -128,13 +128,16 @@ ERROR_EXIT_CODES: dict[ErrorCode, ExitCode] = {
     ErrorCode.BODY_TOO_LARGE: ExitCode.USAGE,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: ExitCode.USAGE,
     ErrorCode.ROUTE_NOT_FOUND: ExitCode.USAGE,
+    ErrorCode.METHOD_NOT_ALLOWED: ExitCode.USAGE,
     ErrorCode.IDEMPOTENCY_CONFLICT: ExitCode.USAGE,
+    ErrorCode.TOO_MANY_SEGMENTS: ExitCode.USAGE,  # a longer segment_time fits the video
     ErrorCode.INPUT_TOO_LARGE: ExitCode.DATA,
     ErrorCode.INPUT_TOO_LONG: ExitCode.DATA,
     ErrorCode.JOB_NOT_FOUND: ExitCode.NO_INPUT,
     ErrorCode.JOB_NOT_CANCELLABLE: ExitCode.FAILURE,
     ErrorCode.UNAUTHORIZED: ExitCode.NO_PERMISSION,
     ErrorCode.THROTTLED: ExitCode.TEMPFAIL,
+    ErrorCode.REQUEST_TIMEOUT: ExitCode.TEMPFAIL,  # the request reached the server too slowly: send it again
     ErrorCode.SUBMIT_FAILED: ExitCode.UNAVAILABLE,
 }
 
