@@ -203,7 +203,7 @@ class LocalServer:
         self.socket = sock or _listen(host, port, limits.backlog)
         self.url = url_of(self.socket)
         api.storage.base_url = self.url
-        page = web_routes(api.service.models or (), api.settings.default_model, api.api_key is not None)
+        page = web_routes(api.service.models or (), api.settings.default_model, api.api_key is not None, self.url)
         app = build_http_app(
             api.handler,
             api.storage,

@@ -8,8 +8,9 @@ the same function as docs/openapi.json, naming this server; ``GET /docs`` is Swa
 it, served from the files the ``swagger-ui-py`` package installs. All of it is public, like
 any API's documentation; the API's routes keep their key check.
 
-Every page is sent with a content security policy that allows this origin only, so the browser
-itself refuses anything a page might try to load from elsewhere.
+Every page is sent with a content security policy that allows this origin only (and the address
+the server is bound to, where presigned URLs point for a host it does not trust), so the
+browser itself refuses anything a page might try to load from elsewhere.
 """
 
 from __future__ import annotations
@@ -34,17 +35,6 @@ CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
-}
-# Same origin only. Inline styles: Swagger UI sets some; blob: and data: hold the page's own
-# frames (the source video the tab uploads, Swagger UI's icons).
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-    "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
-PAGE_HEADERS = {
-    "Cache-Control": "no-cache",  # the page changes with the package: revalidate every time
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
 }
 # What /docs serves of Swagger UI's dist files (the rest of the package is not used).
 SWAGGER_UI_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "LICENSE")
@@ -79,24 +69,37 @@ def _files(folder: Path, names: Collection[str] | None = None) -> dict[str, Path
     return {name: path for name, path in found.items() if names is None or name in names}
 
 
-def _file_route(path: str, files: Mapping[str, Path]) -> Route:
+def page_headers(bound_url: str) -> dict[str, str]:
+    """Headers of the page's files. Inline styles: Swagger UI sets some; blob: and data: hold the
+    page's own frames (the source video the tab uploads) and Swagger UI's icons."""
+    policy = (
+        f"default-src 'self'; connect-src 'self' {bound_url}; media-src 'self' blob: {bound_url}; "
+        "img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'"
+    )
+    return {
+        "Cache-Control": "no-cache",  # the page changes with the package: revalidate every time
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+    }
+
+
+def _file_route(path: str, files: Mapping[str, Path], headers: Mapping[str, str]) -> Route:
     async def endpoint(request: Request) -> Response:
         file = files.get(request.path_params.get("name", ""))
         if file is None:
             raise HTTPException(404, f"no file {request.url.path!r}")
         media_type = CONTENT_TYPES.get(file.suffix, "text/plain; charset=utf-8")
-        return FileResponse(file, media_type=media_type, headers=PAGE_HEADERS)
+        return FileResponse(file, media_type=media_type, headers=headers)
 
     return Route(path, endpoint, methods=["GET"])  # Starlette adds HEAD to a GET route
 
 
-def _page_route(path: str, file: Path) -> Route:
-    return _file_route(path, {"": file})
-
-
-def web_routes(models: Collection[str], default_model: str, api_key_required: bool) -> list[Route]:
-    """The page, its assets and config, the OpenAPI document and the API reference."""
+def web_routes(models: Collection[str], default_model: str, api_key_required: bool, bound_url: str) -> list[Route]:
+    """The page, its assets and config, the OpenAPI document and the API reference, for a server
+    bound to ``bound_url``."""
     config = page_config(models, default_model, api_key_required)
+    headers = page_headers(bound_url)
 
     async def page_config_json(_request: Request) -> Response:
         return JSONResponse(config, headers={"Cache-Control": "no-cache"})
@@ -105,10 +108,10 @@ def web_routes(models: Collection[str], default_model: str, api_key_required: bo
         return JSONResponse(build_openapi(server_url=current_origin(str(request.base_url).rstrip("/"))))
 
     return [
-        _page_route("/", WEB_DIR / "index.html"),
+        _file_route("/", {"": WEB_DIR / "index.html"}, headers),
         Route("/web/config.json", page_config_json, methods=["GET"]),
-        _file_route("/web/{name}", _files(WEB_DIR)),
+        _file_route("/web/{name}", _files(WEB_DIR), headers),
         Route("/openapi.json", openapi_json, methods=["GET"]),
-        _page_route("/docs", DOCS_DIR / "index.html"),
-        _file_route("/docs/{name}", {**_files(swagger_ui_dir(), SWAGGER_UI_FILES), **_files(DOCS_DIR)}),
+        _file_route("/docs", {"": DOCS_DIR / "index.html"}, headers),
+        _file_route("/docs/{name}", {**_files(swagger_ui_dir(), SWAGGER_UI_FILES), **_files(DOCS_DIR)}, headers),
     ]
