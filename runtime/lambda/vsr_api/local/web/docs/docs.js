@@ -7,7 +7,7 @@ window.addEventListener("DOMContentLoaded", () => {
   const ui = SwaggerUIBundle({
     url: new URL("openapi.json", document.baseURI).href,
     dom_id: "#swagger-ui",
-    validatorUrl: null, // the default badge would load an image from an online validator
+    validatorUrl: null, // never the online validator (its badge, in the standalone layout, loads an image from it)
     deepLinking: true,
     docExpansion: "list",
     defaultModelsExpandDepth: 0,
