@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.api.media import small_video
+from vsr_api.local.request_origin import origin_for
 from vsr_api.local.server import LocalApi, LocalServer
 
 
@@ -118,3 +119,13 @@ def test_presigned_urls_name_the_loopback_host_the_client_used(server: LocalServ
 def test_a_host_that_is_not_loopback_gets_the_address_the_server_is_bound_to(server: LocalServer) -> None:
     for host in ("evil.example", "evil.example:80", "user@localhost", "localhost/x", ""):
         assert upload_url(server, host).startswith(server.url + "/files/"), host
+
+
+def test_a_server_bound_to_a_name_or_every_interface_trusts_that_name_or_any() -> None:
+    # The rule where no loopback name is involved: the bound host itself, or any host when the
+    # server listens on every interface (its own address, 0.0.0.0, is no use to a client).
+    assert origin_for("box.lan:8080", "http://box.lan:8080") == "http://box.lan:8080"
+    assert origin_for("box.lan:8080", "http://10.1.2.3:8080") == "http://10.1.2.3:8080"
+    assert origin_for("box.lan:8080", "http://0.0.0.0:8080") == "http://box.lan:8080"
+    assert origin_for("[fd00::1]:8080", "http://[::]:8080") == "http://[fd00::1]:8080"
+    assert origin_for("box.lan:8080/x", "http://0.0.0.0:8080") == "http://0.0.0.0:8080"  # not a host
