@@ -64,7 +64,7 @@ def jobs_on_disk(srv: LocalServer) -> set[str]:
     [
         ("PATCH", "/jobs", "GET, HEAD, POST"),
         ("PUT", "/jobs", "GET, HEAD, POST"),
-        ("OPTIONS", "/", "POST"),
+        ("OPTIONS", "/", "GET, HEAD, POST"),  # the web page's GET and the API's POST
         ("TRACE", "/jobs/20260101T000000Z-00000000", "DELETE, GET, HEAD"),
         ("DELETE", "/uploads", "POST"),
         ("BREW", "/files/inputs/clip.mp4", "GET, HEAD, PUT"),

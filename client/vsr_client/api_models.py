@@ -63,6 +63,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.THROTTLED: 429,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.REQUEST_TIMEOUT: 408,
+    ErrorCode.RANGE_NOT_SATISFIABLE: 416,
     ErrorCode.TOO_MANY_SEGMENTS: 422,
     ErrorCode.SUBMIT_FAILED: 502,
     ErrorCode.STAGE_FAILED: 500,

@@ -23,6 +23,9 @@ MANIFEST_VERSION: Literal[1] = 1
 # The output file's extension decides its container (the worker's merge, the API's output_key,
 # `vsr-worker run -o` and `vsr upscale -o`); anything else is refused rather than mislabelled.
 OUTPUT_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
+# The Content-Type of each container, for downloads a browser can play (IANA's video/mp4 and
+# video/quicktime; Matroska's own video/x-matroska).
+MEDIA_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime", ".mkv": "video/x-matroska"}
 
 
 class ErrorCode(str, Enum):
@@ -71,6 +74,7 @@ class ErrorCode(str, Enum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     REQUEST_TIMEOUT = "request_timeout"
     TOO_MANY_SEGMENTS = "too_many_segments"
+    RANGE_NOT_SATISFIABLE = "range_not_satisfiable"  # a download's Range starts past the object's end
 
 
 class ExitCode(IntEnum):
@@ -129,15 +133,16 @@ ERROR_EXIT_CODES: dict[ErrorCode, ExitCode] = {
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: ExitCode.USAGE,
     ErrorCode.ROUTE_NOT_FOUND: ExitCode.USAGE,
     ErrorCode.METHOD_NOT_ALLOWED: ExitCode.USAGE,
-    ErrorCode.TOO_MANY_SEGMENTS: ExitCode.USAGE,
-    ErrorCode.REQUEST_TIMEOUT: ExitCode.TEMPFAIL,
     ErrorCode.IDEMPOTENCY_CONFLICT: ExitCode.USAGE,
+    ErrorCode.TOO_MANY_SEGMENTS: ExitCode.USAGE,  # a longer segment_time fits the video
+    ErrorCode.RANGE_NOT_SATISFIABLE: ExitCode.USAGE,
     ErrorCode.INPUT_TOO_LARGE: ExitCode.DATA,
     ErrorCode.INPUT_TOO_LONG: ExitCode.DATA,
     ErrorCode.JOB_NOT_FOUND: ExitCode.NO_INPUT,
     ErrorCode.JOB_NOT_CANCELLABLE: ExitCode.FAILURE,
     ErrorCode.UNAUTHORIZED: ExitCode.NO_PERMISSION,
     ErrorCode.THROTTLED: ExitCode.TEMPFAIL,
+    ErrorCode.REQUEST_TIMEOUT: ExitCode.TEMPFAIL,  # the request reached the server too slowly: send it again
     ErrorCode.SUBMIT_FAILED: ExitCode.UNAVAILABLE,
 }
 

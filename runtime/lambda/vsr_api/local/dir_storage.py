@@ -1,9 +1,10 @@
 """Storage port over a local directory that plays the bucket: key ``a/b.mp4`` is ``DIR/a/b.mp4``.
 
-Presigned URLs point at the local server's ``/files/<key>`` route, signed with an HMAC of
-method, key, expiry and their limits, so a URL handed out for one object and verb works for
-nothing else. An upload URL carries the most bytes it may receive (the declared size, else
-the input limit) and a nonce that is spent by its first complete upload: it works once.
+Presigned URLs point at the local server's ``/files/<key>`` route, on the host the request
+that asked for them was sent to (``request_origin``), signed with an HMAC of method, key,
+expiry and their limits, so a URL handed out for one object and verb works for nothing else.
+An upload URL carries the most bytes it may receive (the declared size, else the input
+limit) and a nonce that is spent by its first complete upload: it works once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from vsr_api.adapters.ranged_reader import RangedReader
+from vsr_api.local.request_origin import current_origin
 from vsr_api.ports import ObjectInfo
 from vsr_client.api_models import UploadTarget
 from vsr_client.contract import ErrorCode, VsrError
@@ -112,7 +114,7 @@ class DirStorage:
     def signed_url(self, method: str, key: str, expires: int = 3600, **limits: object) -> str:
         fields = {"expires": str(int(time.time()) + expires), **{k: str(v) for k, v in limits.items()}}
         query = urlencode({**fields, SIGNATURE: self._signature(method, key, fields)})
-        return f"{self.base_url}{FILES_ROUTE}{quote(key)}?{query}"
+        return f"{current_origin(self.base_url)}{FILES_ROUTE}{quote(key)}?{query}"
 
     def verify(self, method: str, key: str, query: Mapping[str, str]) -> dict[str, str] | None:
         """The signed fields of a URL (expiry, limits), or None when forged, altered or expired."""

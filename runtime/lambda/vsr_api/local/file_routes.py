@@ -1,8 +1,12 @@
 """``/files/<key>``: the presigned GET/PUT URLs of the local storage, standing in for S3.
 
-GET (and HEAD) stream the file, with ``Range`` support; PUT streams the body into a temporary
-file and renames it into place when complete, so a broken upload leaves nothing behind. A PUT
-URL works once and takes at most the bytes it was signed for.
+GET (and HEAD) stream the file the way a browser's ``<video>`` needs to seek in it: its
+Content-Type by extension, ``Accept-Ranges: bytes``, ``Range`` answered 206 with Content-Range
+(Starlette's FileResponse), 416 with the contract's JSON body for a range past the end, and a
+``Range`` that cannot be parsed ignored (the whole file, 200), as RFC 9110 allows and S3 does.
+PUT streams the body into a temporary file and renames it into place when complete, so a
+broken upload leaves nothing behind. A PUT URL works once and takes at most the bytes it was
+signed for.
 """
 
 from __future__ import annotations
@@ -13,16 +17,47 @@ import tempfile
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSatisfiable, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from vsr_api.local.asgi_adapter import body_chunks, declared_length, json_error
 from vsr_api.local.dir_storage import FILES_ROUTE, DirStorage
-from vsr_client.contract import ErrorCode, VsrError
+from vsr_client.contract import MEDIA_TYPES, ErrorCode, VsrError
 
 log = logging.getLogger(__name__)
 
 _BAD_URL = "file URL is invalid, expired or used already; ask the API for a new one"
+
+
+def media_type(key: str) -> str:
+    """The Content-Type of an object: the container its extension names, else bytes."""
+    return MEDIA_TYPES.get(Path(key).suffix.lower(), "application/octet-stream")
+
+
+class _Unsatisfiable(Exception):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+class ObjectResponse(FileResponse):
+    """FileResponse with the contract's 416 and RFC 9110's leniency for a Range it cannot parse."""
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except MalformedRangeHeader:
+            return []  # no ranges: the whole file
+        except RangeNotSatisfiable:
+            raise _Unsatisfiable(file_size) from None  # past FileResponse's own plain-text 416
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except _Unsatisfiable as exc:  # raised before anything was sent
+            error = VsrError(ErrorCode.RANGE_NOT_SATISFIABLE, f"the range starts past the object's {exc.size} bytes")
+            await json_error(error, headers={"Content-Range": f"bytes */{exc.size}"})(scope, receive, send)
 
 
 class FileRoutes:
@@ -45,7 +80,7 @@ class FileRoutes:
                 return await self._receive(request, path, fields)
             if not path.is_file():
                 raise VsrError(ErrorCode.INPUT_NOT_FOUND, f"no object {key!r}")
-            return FileResponse(path)
+            return ObjectResponse(path, media_type=media_type(key), headers={"X-Content-Type-Options": "nosniff"})
         except VsrError as exc:
             return json_error(exc, close=method == "PUT")
 

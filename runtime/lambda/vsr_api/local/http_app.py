@@ -2,7 +2,9 @@
 
 Routes are tried in order: ``/files/<key>`` (presigned transfers), then any ``extra`` routes
 (a web page, static files, documents: mount them here), then everything else goes to the
-Lambda handler through the proxy adapter, exactly as API Gateway's ``/{proxy+}`` would.
+Lambda handler through the proxy adapter, exactly as API Gateway's ``/{proxy+}`` would. A path
+both serve (``/``: the page on GET, the seed's submit on POST) goes to the handler for the
+methods the API serves there (the contract's route list), to the extra route for the others.
 
 Starlette does the routing, static files and ``Range`` responses; its own 404/405/500 answers
 are turned into the contract's JSON error body, so a route mounted later answers like the API.
@@ -11,12 +13,14 @@ are turned into the contract's JSON error body, so a route mounted later answers
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
@@ -26,7 +30,9 @@ from vsr_api.handler import Handler
 from vsr_api.local.asgi_adapter import LambdaProxy, json_error
 from vsr_api.local.dir_storage import DirStorage
 from vsr_api.local.file_routes import FileRoutes
+from vsr_api.local.request_origin import OriginMiddleware
 from vsr_client.contract import ErrorCode, VsrError
+from vsr_client.openapi import ROUTES
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +44,21 @@ _STATUS_CODES = {
 }
 
 
+def api_methods(path: str) -> set[str]:
+    """The methods the API serves on ``path`` (the contract's route list; HEAD wherever GET)."""
+    methods = {route.method.upper() for route in ROUTES if re.fullmatch(re.sub(r"\{\w+\}", "[^/]+", route.path), path)}
+    return methods | ({"HEAD"} if "GET" in methods else set())
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _STATUS_CODES.get(exc.status_code, ErrorCode.INVALID_ARGUMENT)
     headers = dict(exc.headers or {})
     message = str(exc.detail)
     if exc.status_code == 405:
-        headers["Allow"] = ", ".join(sorted(m.strip() for m in headers.get("Allow", "").split(",") if m.strip()))
+        # A path the API shares with another route allows the API's methods there too.
+        allowed = {m.strip() for m in headers.get("Allow", "").split(",") if m.strip()} | api_methods(request.url.path)
+        headers["Allow"] = ", ".join(sorted(allowed))
         message = f"{request.method} is not allowed here; use {headers['Allow']}"
     return json_error(VsrError(code, message), headers=headers)
 
@@ -56,7 +70,7 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 class _ProxyRoute(Route):
     """The catch-all route to the handler, except for paths another route owns: there a method
-    that route does not serve gets its 405 with ``Allow``, not the handler's 404."""
+    that neither that route nor the API serves gets a 405 with ``Allow``, not the handler's 404."""
 
     def __init__(self, endpoint: LambdaProxy, owned_elsewhere: Sequence[BaseRoute]) -> None:
         # methods=None: every method reaches the handler, which answers 405 with Allow itself.
@@ -64,8 +78,11 @@ class _ProxyRoute(Route):
         self.owned_elsewhere = list(owned_elsewhere)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if any(route.matches(scope)[0] != Match.NONE for route in self.owned_elsewhere):
+        others = {route.matches(scope)[0] for route in self.owned_elsewhere}
+        if Match.FULL in others:
             return Match.NONE, {}
+        if Match.PARTIAL in others and scope["method"] not in api_methods(scope["path"]):
+            return Match.NONE, {}  # the other route's 405
         return super().matches(scope)
 
 
@@ -77,7 +94,9 @@ def build_http_app(
     body_idle_timeout: float = 30.0,
     on_shutdown: Callable[[], None] | None = None,
 ) -> Starlette:
-    """The app; ``on_shutdown`` runs (in a thread) once the server has stopped taking requests."""
+    """The app; ``on_shutdown`` runs (in a thread) once the server has stopped taking requests.
+    The URLs it hands out name the host each request was sent to (``request_origin``), else
+    ``storage.base_url``, the address the server is bound to."""
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -89,6 +108,7 @@ def build_http_app(
     routes.append(_ProxyRoute(LambdaProxy(handler, api_key, body_idle_timeout), routes))
     return Starlette(
         routes=routes,
+        middleware=[Middleware(OriginMiddleware, bound_url=storage.base_url)],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import ipaddress
 import json
 import logging
 import os
@@ -39,6 +38,8 @@ from vsr_api.local.http_app import build_http_app
 from vsr_api.local.http_protocol import DeadlineH11Protocol
 from vsr_api.local.job_runner import LocalJobRunner, remove_intermediates
 from vsr_api.local.process_groups import kill_leftovers
+from vsr_api.local.request_origin import is_loopback
+from vsr_api.local.web_assets import web_routes
 from vsr_api.service import JobService
 from vsr_api.settings import ApiSettings
 from vsr_client.api_models import TERMINAL_STATES
@@ -56,15 +57,6 @@ class HttpLimits:
     body_idle_timeout: float = 30.0  # longest silence while a request body is being sent
     keep_alive: float = 5.0  # idle keep-alive connections are closed after this
     graceful_shutdown: float = 10.0  # in-flight requests get this long to finish on shutdown
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 DEFAULT_FAILED_RETENTION = timedelta(days=3)
@@ -192,7 +184,10 @@ def url_of(sock: socket.socket) -> str:
 
 
 class LocalServer:
-    """uvicorn serving ``api`` on ``host:port`` (0: a free port); ``url`` is known at once."""
+    """uvicorn serving ``api`` on ``host:port`` (0: a free port); ``url`` is known at once.
+
+    Beside the API it serves the web page at ``/``, ``/openapi.json`` and the API reference at
+    ``/docs`` (``web_assets``), then any ``extra_routes``."""
 
     def __init__(
         self,
@@ -208,11 +203,12 @@ class LocalServer:
         self.socket = sock or _listen(host, port, limits.backlog)
         self.url = url_of(self.socket)
         api.storage.base_url = self.url
+        page = web_routes(api.service.models or (), api.settings.default_model, api.api_key is not None, self.url)
         app = build_http_app(
             api.handler,
             api.storage,
             api_key=api.api_key,
-            extra_routes=extra_routes,
+            extra_routes=[*page, *extra_routes],
             body_idle_timeout=limits.body_idle_timeout,
             on_shutdown=api.close,
         )

@@ -165,6 +165,7 @@
     setUpload(0);
     try {
       const key = await upload(file, setUpload);
+      setUpload(1);
       $("upload-text").textContent = "uploaded; submitting…";
       const body = {
         key,
@@ -176,7 +177,7 @@
       if ($("model").value) body.model = $("model").value;
       const job = await api("POST", "jobs", body);
       state.sources.set(job.job_id, file);
-      $("upload-text").textContent = `submitted ${job.job_id}`;
+      $("upload-progress").hidden = true;
       select(job.job_id);
       refreshJobs();
     } catch (e) {
@@ -233,9 +234,10 @@
     return m ? `${m} min ${String(r).padStart(2, "0")} s` : `${r} s`;
   }
 
-  function renderStage(name, stage) {
+  function renderStage(name, stage, jobDone) {
     const li = document.querySelector(`.stages li[data-stage="${name}"]`);
     li.className = stage.state;
+    li.classList.toggle("indeterminate", !jobDone && stage.state === "running" && !stage.frames_total);
     let fraction = stage.state === "succeeded" ? 1 : 0;
     let text = stage.state;
     if (name === "upscale") {
@@ -259,10 +261,13 @@
     badge.className = `state ${job.state}`;
     $("job-meta").textContent =
       `${job.key} · x${job.scale} · ${job.model} · ${job.segments} segment(s) of ${job.segment_time} s · ${job.task} · ${job.env}`;
-    for (const name of ["split", "upscale", "merge"]) renderStage(name, job.progress[name]);
     const done = ["succeeded", "failed", "cancelled"].includes(job.state);
+    for (const name of ["split", "upscale", "merge"]) renderStage(name, job.progress[name], done);
     const seconds = done ? null : eta(job);
-    $("job-eta").textContent = done ? "" : seconds == null ? "ETA: measuring…" : `ETA ${formatSeconds(seconds)}`;
+    const etaText =
+      job.state === "queued" ? "Waiting for a free slot…" : seconds == null ? "ETA: measuring…" : `ETA ${formatSeconds(seconds)}`;
+    $("job-eta").hidden = done;
+    $("job-eta").textContent = done ? "" : etaText;
     const failure = $("job-failure");
     failure.hidden = !job.failure_reason;
     failure.textContent = job.failure_reason || "";
@@ -288,9 +293,9 @@
   }
 
   // -- before / after ---------------------------------------------------------------------------
-  // The source (the File this tab uploaded) and the result (fetched whole into a Blob, so seeking
-  // needs no Range support) play in hidden <video> elements; both seek to the same time and are
-  // drawn at the result's size, so the slider compares one frame.
+  // The source (the File this tab uploaded) and the result (its download URL: the browser reads
+  // only what a seek needs, with Range requests) play in hidden <video> elements; both seek to the
+  // same time and are drawn at the result's size, so the slider compares one frame.
   function hideCompare() {
     $("compare").hidden = true;
     $("compare-note").hidden = true;
@@ -347,12 +352,10 @@
     if (state.compared === job.job_id) return;
     state.compared = job.job_id;
     try {
-      const response = await fetch(job.download_url);
-      if (!response.ok) throw new Error(`download answered ${response.status}`);
-      const type = job.output_key.endsWith(".mkv") ? "video/x-matroska" : "video/mp4";
-      const result = new Blob([await response.blob()], { type });
-      const [before, after] = await Promise.all([loadVideo(URL.createObjectURL(file)), loadVideo(URL.createObjectURL(result))]);
+      const [before, after] = await Promise.all([loadVideo(URL.createObjectURL(file)), loadVideo(job.download_url)]);
       state.compare = { before, after, duration: Math.min(before.duration, after.duration) };
+      // At most 60% of the window's height, whatever the video's shape.
+      $("compare").style.maxWidth = `calc(60vh * ${after.videoWidth / after.videoHeight})`;
       $("compare").hidden = false;
       $("compare-note").hidden = true;
       await drawCompare();
