@@ -232,6 +232,9 @@ def test_submitted_jobs_produce_a_frame_exact_output_and_leave_no_intermediates(
     assert not [k for k in left if k.startswith(("split/", "upscaled/", "debug/"))], left
     assert "manifest.json" in left and "result.json" in left
     assert run.status["state"] == "succeeded" and run.status.get("download_url"), run.status
+    # A browser plays (and seeks) the presigned download only if S3 labels it a video.
+    head = run.world.s3.head_object(Bucket=run.world.names.bucket, Key=run.accepted["output_key"])
+    assert head["ContentType"] == "video/mp4"
 
 
 def test_cpu_stack_upscales_with_the_learned_model_on_ncnn(seed) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
 import re
 import shutil
 import tempfile
@@ -23,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator, Optional, Tuple
 
-from vsr_client.contract import ErrorCode, VsrError
+from vsr_client.contract import MEDIA_TYPES, ErrorCode, VsrError
 from vsr_worker import errors
 
 _S3 = "s3://"
@@ -246,8 +247,11 @@ def output_file(uri: str, suffix: str = "") -> Iterator[Path]:
             with _disk_writes(scratch):
                 yield tmp
                 errors.inject_no_space(uri)
+            # A browser plays and seeks what S3 labels a video (the presigned download keeps it).
+            media_type = MEDIA_TYPES.get(posixpath.splitext(key)[1].lower())
+            extra = {"ContentType": media_type} if media_type else None
             with _s3_call("upload to", uri):
-                s3_client().upload_file(str(tmp), bucket, key, Config=_transfer_config())
+                s3_client().upload_file(str(tmp), bucket, key, ExtraArgs=extra, Config=_transfer_config())
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
         return
