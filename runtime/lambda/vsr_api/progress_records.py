@@ -1,7 +1,8 @@
 """Per-stage progress from the records the worker stages write under ``<work>/progress/``.
 
 See vsr_worker.progress: one JSON record per (stage, index) with ``state`` running|done and
-frame counts, or ``failed`` with the stage's one-line error. The scheduler's view (Batch job
+frame counts, or ``failed`` with the stage's one-line error (which makes the stage failed even
+where the scheduler has not caught up). The scheduler's view (Batch job
 states) wins where it knows more; a failed stage's reason is the worker's own words.
 """
 
@@ -21,7 +22,12 @@ def from_records(records: list[dict], segments: int) -> JobProgress:
     for stage, recs in by_stage.items():
         total = segments if stage == "upscale" else 1
         done = sum(1 for r in recs if r.get("state") == "done")
-        state = "succeeded" if recs and done >= total else ("running" if recs else "pending")
+        failed = sum(1 for r in recs if r.get("state") == "failed")
+        state = "running" if recs else "pending"
+        if failed:
+            state = "failed"
+        elif recs and done >= total:
+            state = "succeeded"
         frames_total = None
         if stage == "upscale":
             # Split counts every frame; children only report theirs once they start.
@@ -31,6 +37,7 @@ def from_records(records: list[dict], segments: int) -> JobProgress:
             state=state,
             done=done,
             total=total,
+            failed=failed,
             frames_done=sum(r.get("done", 0) for r in recs) if recs else None,
             frames_total=frames_total or (recs[0].get("total") if recs and stage != "upscale" else None),
             reason=_error(recs, stage == "upscale" and segments > 1),
@@ -69,5 +76,5 @@ def combine(scheduler: JobProgress, records: JobProgress) -> JobProgress:
                 update["reason"] = r.reason
             merged[stage] = s.model_copy(update=update)
         else:
-            merged[stage] = r.model_copy(update={"failed": s.failed, "reason": s.reason})
+            merged[stage] = r.model_copy(update={"failed": max(s.failed, r.failed), "reason": r.reason or s.reason})
     return JobProgress(**merged)
