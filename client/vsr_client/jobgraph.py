@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 WORKER_COMMAND = "vsr-worker"
 ARRAY_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
+# ``vsr-worker upscale --index 0,2,4``: one process upscales several segments, loading its
+# model once. AWS Batch runs one child per segment (with the array index in the environment).
+INDEX_FLAG = "--index"
 
 StageName = Literal["split", "upscale", "merge"]
 
@@ -40,6 +43,11 @@ class StageSpec(BaseModel):
     name: StageName
     command: list[str]
     array_size: int = Field(default=0, ge=0, le=10000)
+    index_flag: str | None = Field(
+        default=None,
+        description="flag through which one process can be given several array indices (run one "
+        "after the other, as their children would run): the local engine's persistent workers",
+    )
     depends_on: list[StageName] = Field(default_factory=list)
     resources: Resources = Resources()
     environment: dict[str, str] = Field(default_factory=dict)
@@ -47,6 +55,12 @@ class StageSpec(BaseModel):
     @property
     def children(self) -> int:
         return self.array_size or 1
+
+    def command_for(self, indices: list[int]) -> list[str]:
+        """The command of one process that does the work of children ``indices``."""
+        if self.index_flag is None:
+            raise ValueError(f"stage {self.name} takes one array index per process")
+        return [*self.command, self.index_flag, ",".join(str(i) for i in indices)]
 
 
 DEFAULT_RESOURCES: dict[str, Resources] = {
@@ -77,6 +91,7 @@ def build_job_graph(
             name="upscale",
             command=stage_command("upscale", manifest_uri),
             array_size=segments if segments > 1 else 0,
+            index_flag=INDEX_FLAG,
             depends_on=["split"],
             resources=res["upscale"],
             environment=env,

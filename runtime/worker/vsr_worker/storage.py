@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator, Optional, Tuple
 
-from vsr_client.contract import ErrorCode, VsrError
+from vsr_client.codes import ErrorCode, VsrError
 
 _S3 = "s3://"
 _client_lock = threading.Lock()

@@ -5,7 +5,8 @@
 names the backend:
 
 - ``cpu``: torch fp32 on CPU threads;
-- ``ncnn``: the ncnn runtime on the original .param/.bin (CPU, or Vulkan with VSR_NCNN_VULKAN=1);
+- ``ncnn``: the ncnn runtime on the original .param/.bin (CPU, or Vulkan with VSR_NCNN_VULKAN=1),
+  tiles in parallel on single-threaded extractors (``VSR_NCNN_WORKERS``, default one per thread);
 - ``cuda``: torch fp16, channels-last, on an NVIDIA GPU;
 - ``neuron``: Inf1, torch-neuron module compiled at a fixed tile shape, all NeuronCores;
 - ``neuronx``: Inf2/Trn1, torch-neuronx, fixed tile shape;
@@ -102,7 +103,14 @@ def make_backend(model: str, scale: int, device: str, settings: TileSettings, co
             raise VsrError(ErrorCode.INVALID_MODEL, f"model {model} has no ncnn files; use device cpu", "device")
         stem, native = (info.ncnn[scale], scale) if scale in info.ncnn else (info.ncnn[4], 4)
         param, binary = ncnn_files(stem)
-        return NcnnBackend(param, binary, native, scale, vulkan=os.environ.get("VSR_NCNN_VULKAN") == "1")
+        return NcnnBackend(
+            param,
+            binary,
+            native,
+            scale,
+            vulkan=os.environ.get("VSR_NCNN_VULKAN") == "1",
+            workers=_env_int("VSR_NCNN_WORKERS"),
+        )
     if device in ("neuron", "neuronx", "jit"):
         from pathlib import Path
 
@@ -151,6 +159,9 @@ def make_runner(
     # segment: a missing one is an error unless VSR_NEURON_COMPILE=1 allows compiling it here.
     compile_here = device == "jit" or os.environ.get("VSR_NEURON_COMPILE") == "1"
     backend = make_backend(model, scale, device, settings, compile_if_missing=compile_here)
+    if batch is None and _env_int("VSR_TILE_BATCH") is None:
+        # A backend that runs tiles in parallel (ncnn) wants at least one per worker.
+        settings = TileSettings(settings.tile, max(settings.batch, getattr(backend, "preferred_batch", 1)))
     return TiledRunner(backend, scale, settings.tile, overlap, settings.batch, pre_pad=info.pre_pad)
 
 

@@ -1,7 +1,10 @@
 """Run a job graph as local subprocesses, exactly as AWS Batch would run its jobs.
 
 Each stage's ``command`` is executed as is (``vsr-worker`` resolves to this environment's
-console script); array children get ``AWS_BATCH_JOB_ARRAY_INDEX`` like Batch sets it.
+console script); array children get ``AWS_BATCH_JOB_ARRAY_INDEX`` like Batch sets it. An
+array stage with more children than ``jobs`` whose spec names an ``index_flag`` runs as
+``jobs`` persistent processes instead, each given its share of the indices (round robin)
+through that flag: a process pays its start-up and model load once, not once per child.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
-from vsr_client.contract import ErrorCode, VsrError
+from vsr_client.codes import ErrorCode, VsrError
 from vsr_client.jobgraph import ARRAY_INDEX_ENV, WORKER_COMMAND, StageSpec
 
 
@@ -29,6 +32,12 @@ class StageFailure(Exception):
     def __str__(self) -> str:
         where = self.stage if self.index is None else f"{self.stage}[{self.index}]"
         return f"{where} exited with {self.exit_code}: {self.message}"
+
+
+def index_groups(children: int, jobs: int) -> List[List[int]]:
+    """Array indices per persistent process: round robin, so shares differ by at most one."""
+    n = max(1, min(jobs, children))
+    return [list(range(k, children, n)) for k in range(n)]
 
 
 def resolve_command(command: list[str]) -> list[str]:
@@ -59,13 +68,20 @@ class LocalScheduler:
         jobs: int = 1,
         env: Optional[dict] = None,
         on_tick: Optional[Callable[[], None]] = None,
-        poll: float = 0.2,
+        poll: float = 0.05,
+        tick_every: float = 0.25,
     ) -> None:
+        """``poll``: how often finished processes are noticed (a stage's end is a few of these
+        late at most); ``on_tick`` (progress, cancellation) runs at most every ``tick_every``."""
         self.log_dir = log_dir
         self.jobs = max(1, jobs)
         self.env = dict(env or {})
         self.on_tick = on_tick or (lambda: None)
         self.poll = poll
+        self.tick_every = tick_every
+        self._last_tick = 0.0
+        # Wall seconds of each process, keyed by (stage, its first array index).
+        self.process_seconds: Dict[Tuple[str, int], float] = {}
 
     def run(self, graph: list[StageSpec]) -> None:
         done: set[str] = set()
@@ -80,43 +96,55 @@ class LocalScheduler:
                 pending.remove(stage)
 
     def _run_stage(self, stage: StageSpec) -> None:
-        indices: list[Optional[int]] = list(range(stage.array_size)) if stage.array_size else [None]
-        queue = list(indices)
-        running: dict[Optional[int], tuple[subprocess.Popen, Path]] = {}
+        if stage.array_size and stage.index_flag and self.jobs < stage.array_size:
+            units: List[List[int]] = index_groups(stage.array_size, self.jobs)
+        else:
+            units = [[i] for i in range(stage.array_size)] if stage.array_size else [[]]
+        queue = list(units)
+        running: Dict[int, Tuple[subprocess.Popen, Path, List[int], float]] = {}
         limit = self.jobs if stage.array_size else 1
         try:
             while queue or running:
                 while queue and len(running) < limit:
-                    index = queue.pop(0)
-                    running[index] = self._start(stage, index)
+                    unit = queue.pop(0)
+                    proc, log_path = self._start(stage, unit)
+                    running[proc.pid] = (proc, log_path, unit, time.monotonic())
                 time.sleep(self.poll)
-                self.on_tick()
-                for index, (proc, log_path) in list(running.items()):
+                if time.monotonic() - self._last_tick >= self.tick_every:
+                    self._last_tick = time.monotonic()
+                    self.on_tick()
+                for pid, (proc, log_path, unit, started) in list(running.items()):
                     code = proc.poll()
                     if code is None:
                         continue
-                    del running[index]
+                    del running[pid]
+                    self.process_seconds[(stage.name, unit[0] if unit else 0)] = time.monotonic() - started
                     if code != 0:
+                        index = unit[0] if unit else None
                         raise StageFailure(stage.name, index, code, _last_line(log_path) or "no output")
         finally:
-            for proc, _ in running.values():
+            for proc, _, _, _ in running.values():
                 proc.terminate()
-            for proc, _ in running.values():
+            for proc, _, _, _ in running.values():
                 try:
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
             self.on_tick()
 
-    def _start(self, stage: StageSpec, index: Optional[int]) -> tuple[subprocess.Popen, Path]:
+    def _start(self, stage: StageSpec, unit: List[int]) -> Tuple[subprocess.Popen, Path]:
+        """One process for array indices ``unit`` (none: a plain job)."""
         env = {**os.environ, **stage.environment, **self.env}
         env.pop(ARRAY_INDEX_ENV, None)
-        if index is not None:
-            env[ARRAY_INDEX_ENV] = str(index)
+        command = stage.command
+        if len(unit) == 1:
+            env[ARRAY_INDEX_ENV] = str(unit[0])  # exactly as Batch runs an array child
+        elif len(unit) > 1:
+            command = stage.command_for(unit)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / f"{stage.name}_{index or 0:05d}.log"
+        log_path = self.log_dir / f"{stage.name}_{unit[0] if unit else 0:05d}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                resolve_command(stage.command), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+                resolve_command(command), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
             )
         return proc, log_path

@@ -1,7 +1,10 @@
 """Upscale: decode one segment's chunk, keep the frames it owns, upscale, encode.
 
 Output frames carry the source's exact timestamps (encoder time base = source time base).
-Decode, inference and encode run in three threads joined by bounded queues.
+Decode, inference and encode run in three threads joined by bounded queues: the decode
+thread also converts to RGB tensors and the encode thread converts back, so the inference
+thread does nothing but run the model. Where the time went (start-up, model load, each
+thread's phases and busy fraction) is stored with the segment's record (``vsr_worker.timings``).
 
 Spot-safe: the frames are encoded into checkpoint parts of ``VSR_CHECKPOINT_FRAMES``
 frames, each stored (with a small JSON record after it) as soon as it is complete. A
@@ -18,7 +21,7 @@ import logging
 import os
 import time
 from fractions import Fraction
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import av
 import torch
@@ -33,6 +36,7 @@ from vsr_worker.media.probe import primary_video_stream
 from vsr_worker.pipeline import ThreadedSink, threaded
 from vsr_worker.progress import ProgressWriter
 from vsr_worker.stages.common import load_split_index
+from vsr_worker.timings import Timings, process_age
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +56,29 @@ def checkpoint_frames() -> int:
     return max(1, int(os.environ.get("VSR_CHECKPOINT_FRAMES", "240")))
 
 
+# One runner per (model, scale, device) per process: a worker given several segments loads
+# its model once.
+_RUNNERS: Dict[Tuple[str, int, str], Any] = {}
+_startup_reported = False
+
+
+def _runner(manifest: Manifest, timings: Timings) -> Any:
+    key = (manifest.model, manifest.scale, manifest.device)
+    if key not in _RUNNERS:
+        with timings.phase("model_load"):
+            # Tiled, batched inference on the manifest's backend (docs/models.md); same contract as a model.
+            _RUNNERS[key] = make_runner(manifest.model, manifest.scale, manifest.device)
+    return _RUNNERS[key]
+
+
 def run_upscale(manifest: Manifest, index: int) -> dict:
+    global _startup_reported
+    timings = Timings()
+    if not _startup_reported:  # paid once per process, by its first segment
+        _startup_reported = True
+        age = process_age()
+        if age is not None:
+            timings.add("startup", age)
     split = load_split_index(manifest)
     segments = split["segments"]
     if not 0 <= index < len(segments):
@@ -70,7 +96,7 @@ def run_upscale(manifest: Manifest, index: int) -> dict:
         torch.set_num_threads(worker_threads())
         started = time.perf_counter()
         done_parts = _stored_parts(manifest.work, index)
-        upscaler = _SegmentUpscaler(manifest, seg, Fraction(split["time_base"]), progress, done_parts)
+        upscaler = _SegmentUpscaler(manifest, seg, Fraction(split["time_base"]), progress, done_parts, timings)
         parts = upscaler.run()
         frames = sum(p["frames"] for p in parts)
         if frames != seg["frames"]:
@@ -83,11 +109,12 @@ def run_upscale(manifest: Manifest, index: int) -> dict:
             "frames": frames,
             "parts": [p["part"] for p in parts],
             "resumed_parts": len(done_parts),
-            "model_seconds": round(upscaler.model_seconds, 4),
+            "model_seconds": round(timings.seconds.get("inference", 0.0), 4),
             "stage_seconds": round(time.perf_counter() - started, 4),
+            "timings": timings.to_json(),
         }
     storage.write_json(info_uri, result)
-    progress.finish()
+    progress.finish(timings=timings.to_json())
     return result
 
 
@@ -135,11 +162,19 @@ class _PartWriter:
     """One checkpoint part: an encoder and an MP4 that is stored whole or not at all."""
 
     def __init__(
-        self, uri: str, manifest: Manifest, source: av.VideoFrame, spec: ColorSpec, tb: Fraction, rate: Any
+        self,
+        uri: str,
+        manifest: Manifest,
+        source: av.VideoFrame,
+        spec: ColorSpec,
+        tb: Fraction,
+        rate: Any,
+        timings: Timings,
     ) -> None:
         """``source``: a decoded source frame, for the output size and colour tags."""
         self.uri = uri
         self.frames = 0
+        self._timings = timings
         self._ctx = storage.output_file(uri)
         path = self._ctx.__enter__()
         self._out = av.open(str(path), "w", format="mp4", options=mp4_options(tb))
@@ -160,15 +195,20 @@ class _PartWriter:
         return self._enc.codec_context.pix_fmt
 
     def encode(self, frame: Optional[av.VideoFrame]) -> None:
-        for packet in self._enc.encode(frame):
-            self._out.mux(packet)
+        with self._timings.phase("encode", "encode"):
+            packets = self._enc.encode(frame)
+        with self._timings.phase("mux", "encode"):
+            for packet in packets:
+                self._out.mux(packet)
         if frame is not None:
             self.frames += 1
 
     def finish(self) -> None:
         self.encode(None)
-        self._out.close()
-        self._ctx.__exit__(None, None, None)
+        with self._timings.phase("mux", "encode"):
+            self._out.close()
+        with self._timings.phase("storage", "encode"):
+            self._ctx.__exit__(None, None, None)
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):
@@ -179,17 +219,25 @@ class _PartWriter:
 
 class _SegmentUpscaler:
     def __init__(
-        self, manifest: Manifest, seg: dict, tb: Fraction, progress: ProgressWriter, done_parts: List[dict]
+        self,
+        manifest: Manifest,
+        seg: dict,
+        tb: Fraction,
+        progress: ProgressWriter,
+        done_parts: List[dict],
+        timings: Timings,
     ) -> None:
         self.manifest, self.seg, self.tb, self.progress = manifest, seg, tb, progress
+        self.timings = timings
         self.parts = list(done_parts)
-        self.model_seconds = 0.0
         self._writer: Optional[_PartWriter] = None
         self._per_part = checkpoint_frames()
         self._fault_after = int(os.environ.get(FAULT_ENV) or 0)
         self._stored_here = 0
         self._sampled = False
         self._new_part: Callable[[], _PartWriter]
+        self._spec: Optional[ColorSpec] = None
+        self._pix_fmt = ""
 
     def run(self) -> List[dict]:
         index = self.seg["index"]
@@ -199,56 +247,79 @@ class _SegmentUpscaler:
             self.progress.advance(skip)
         if skip >= self.seg["frames"]:
             return self.parts
-        # Tiled, batched inference on the manifest's backend (docs/models.md); same contract as a model.
-        model = make_runner(self.manifest.model, self.manifest.scale, self.manifest.device)
-        with storage.input_file(self.seg["chunk"]) as chunk_path, av.open(str(chunk_path)) as src:
-            rate = primary_video_stream(src).average_rate
-            owned = _owned_frames(src, self.tb, self.seg["pts_lo"], self.seg["pts_hi"])
-            decoded = threaded(itertools.islice(owned, skip, None), maxsize=8)  # skipped frames: decode only
-            first = next(decoded, None)
-            if first is None:
-                return self.parts
-            spec = ColorSpec.of(first)
-            self._new_part = lambda: _PartWriter(
-                layout.checkpoint(self.manifest.work, index, len(self.parts)),
-                self.manifest,
-                first,
-                spec,
-                self.tb,
-                rate,
-            )
-            self._writer = self._new_part()
-            pix_fmt = self._writer.pix_fmt
-            sink = ThreadedSink(self._encode, maxsize=8)
-            try:
-                with torch.inference_mode():
-                    for batch in _batches(itertools.chain([first], decoded), batch_size()):
-                        x = torch.stack([frame_to_tensor(f, spec) for f in batch])
-                        t = time.perf_counter()
-                        y = model(x)
-                        self.model_seconds += time.perf_counter() - t
-                        for src_frame, img in zip(batch, y):
-                            out_frame = tensor_to_frame(img, spec, pix_fmt)
-                            out_frame.pts = src_frame.pts
-                            out_frame.time_base = self.tb
-                            sink.put(out_frame)
-                        self._debug_samples(batch, y)
-                        self.progress.advance(len(batch))
-                sink.put(None)
-                sink.close()
-            finally:
-                if self._writer is not None:
-                    self._writer.abort()
+        model = _runner(self.manifest, self.timings)
+        with contextlib.ExitStack() as stack:
+            with self.timings.phase("storage"):
+                chunk_path = stack.enter_context(storage.input_file(self.seg["chunk"]))
+            src = stack.enter_context(av.open(str(chunk_path)))
+            with self.timings.pipeline():
+                self._pipeline(model, src, skip)
         return self.parts
 
-    def _encode(self, frame: Optional[av.VideoFrame]) -> None:
-        """Runs in the encoder thread: frames into the current part; a full part is stored."""
-        if frame is None:
+    def _decode(self, frames: Iterator[av.VideoFrame]) -> Iterator[Tuple[av.VideoFrame, torch.Tensor]]:
+        """Runs in the decode thread: decoded frames and their RGB tensors."""
+        spec: Optional[ColorSpec] = None
+        for frame in self.timings.timed(frames, "decode", "decode"):
+            with self.timings.phase("colour_in", "decode"):
+                spec = spec or ColorSpec.of(frame)
+                tensor = frame_to_tensor(frame, spec)
+            yield frame, tensor
+
+    def _pipeline(self, model: Any, src: av.container.InputContainer, skip: int) -> None:
+        index = self.seg["index"]
+        rate = primary_video_stream(src).average_rate
+        owned = _owned_frames(src, self.tb, self.seg["pts_lo"], self.seg["pts_hi"])
+        # Skipped frames (a resumed attempt) are decoded only.
+        decoded = threaded(self._decode(itertools.islice(owned, skip, None)), maxsize=8)
+        head = next(decoded, None)
+        if head is None:
+            return
+        first = head[0]
+        spec = self._spec = ColorSpec.of(first)
+        self._new_part = lambda: _PartWriter(
+            layout.checkpoint(self.manifest.work, index, len(self.parts)),
+            self.manifest,
+            first,
+            spec,
+            self.tb,
+            rate,
+            self.timings,
+        )
+        with self.timings.phase("encode", "encode"):
+            self._writer = self._new_part()
+        self._pix_fmt = self._writer.pix_fmt
+        sink = ThreadedSink(self._encode, maxsize=8)
+        try:
+            with torch.inference_mode():
+                for batch in _batches(itertools.chain([head], decoded), batch_size()):
+                    x = torch.stack([tensor for _, tensor in batch])
+                    with self.timings.phase("inference", "inference"):
+                        y = model(x)
+                    self._debug_samples(batch, y)  # before the encode thread scales y in place
+                    for (src_frame, _), img in zip(batch, y):
+                        sink.put((src_frame.pts, img))
+                    self.progress.advance(len(batch))
+            sink.put(None)
+            sink.close()
+        finally:
+            if self._writer is not None:
+                self._writer.abort()
+
+    def _encode(self, item: Optional[Tuple[int, torch.Tensor]]) -> None:
+        """Runs in the encoder thread: back to YUV, into the current part; a full part is stored."""
+        if item is None:
             if self._writer is not None and self._writer.frames:
                 self._store_part()
             return
+        pts, img = item
+        assert self._spec is not None
+        with self.timings.phase("colour_out", "encode"), torch.inference_mode():
+            frame = tensor_to_frame(img, self._spec, self._pix_fmt, consume=True)
+        frame.pts = pts
+        frame.time_base = self.tb
         if self._writer is None:
-            self._writer = self._new_part()
+            with self.timings.phase("encode", "encode"):
+                self._writer = self._new_part()
         assert self._writer is not None
         self._writer.encode(frame)
         if self._writer.frames >= self._per_part:
@@ -260,7 +331,8 @@ class _SegmentUpscaler:
         writer.finish()
         number = len(self.parts)
         record = {"number": number, "frames": writer.frames, "part": writer.uri}
-        storage.write_json(layout.checkpoint_info(self.manifest.work, self.seg["index"], number), record)
+        with self.timings.phase("storage", "encode"):
+            storage.write_json(layout.checkpoint_info(self.manifest.work, self.seg["index"], number), record)
         self.parts.append(record)
         self._stored_here += 1
         if self._fault_after and self._stored_here >= self._fault_after:
@@ -274,7 +346,7 @@ class _SegmentUpscaler:
             return
         self._sampled = True
         index = self.seg["index"]
-        before = batch[0].to_ndarray(format="rgb24")
+        before = batch[0][0].to_ndarray(format="rgb24")
         after = upscaled[0].detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
         for name, image in (("before", before), ("after", after)):
             storage.write_bytes(layout.debug(self.manifest.work, f"seg_{index:05d}_{name}.png"), _png(image))
