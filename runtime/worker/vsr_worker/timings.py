@@ -4,8 +4,9 @@ Every stage fills one :class:`Timings` and stores it with its result (the split 
 segment record, ``result.json``) and its final progress record; ``vsr-worker run --task
 debug`` prints them. Phases are wall-clock seconds spent inside a step by the thread doing
 it; threads of one pipeline overlap, so phases may sum to more than the stage took. A
-thread's busy fraction is its working time over the pipeline's wall time: a thread near 1.0
-is the bottleneck, the others wait for it.
+thread's busy fraction is its working time over the pipeline's wall time (for a pool of
+several threads doing one job, their mean): a thread near 1.0 is the bottleneck, the others
+wait for it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Timings:
     def __init__(self) -> None:
         self.seconds: Dict[str, float] = {}
         self.busy: Dict[str, float] = {}
+        self.pool_sizes: Dict[str, int] = {}  # threads sharing one busy name
         self._lock = threading.Lock()
         self.pipeline_seconds = 0.0
 
@@ -85,6 +87,9 @@ class Timings:
             if self.busy and self.pipeline_seconds > 0:
                 out["pipeline_seconds"] = round(self.pipeline_seconds, 4)
                 out["busy_fraction"] = {
-                    k: round(min(1.0, v / self.pipeline_seconds), 3) for k, v in sorted(self.busy.items())
+                    k: round(min(1.0, v / (self.pipeline_seconds * self.pool_sizes.get(k, 1))), 3)
+                    for k, v in sorted(self.busy.items())
                 }
+                if self.pool_sizes:
+                    out["threads"] = dict(sorted(self.pool_sizes.items()))
             return out

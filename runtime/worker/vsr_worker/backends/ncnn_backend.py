@@ -5,17 +5,17 @@ On CPU it is 2-2.7x faster than torch fp32 on this project's 2-core machine; wit
 (the RRDBNet models at x2) run the x4 file, then the same area downscale as the torch route.
 Creating this backend sets torch's intra-op threads to 1 (see ``__init__``).
 
-Tiles run in parallel, one single-threaded extractor per core, rather than one tile at a
-time on an OpenMP team: ncnn releases the GIL while it computes, and a lone extractor wastes
-the cores at every layer's barrier, the more so when the decode and encode threads want a
-core too (measured: about 50 % more CPU time per frame with a 2-thread team than with two
-1-thread extractors). The tiled runner hands this backend ``workers`` tiles per call.
+``workers``: how many threads will call ``run`` at once (the upscale stage runs that many
+inference threads, each on its own frames). Each call then gets ``threads // workers``
+threads: with one thread per call there is no OpenMP team whose every layer ends at a
+barrier, where a core waits whenever the decode or encode thread takes the other one
+(ncnn releases the GIL while it computes, and one Net serves concurrent extractors).
+Called alone (``workers`` 1), one call uses every thread.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -43,11 +43,13 @@ class NcnnBackend:
 
         self._ncnn = ncnn
         threads = int(threads or torch.get_num_threads() or os.cpu_count() or 1)
-        # Vulkan runs one command stream: parallel extractors would only queue on it.
-        self.workers = 1 if vulkan else max(1, min(int(workers or threads), threads))
+        # Vulkan runs one command stream: concurrent extractors would only queue on it.
+        self.parallel = 1 if vulkan else max(1, min(int(workers or 1), threads))
         self.net = ncnn.Net()
         self.net.opt.use_vulkan_compute = bool(vulkan)
-        self.net.opt.num_threads = max(1, threads // self.workers)
+        self.net.opt.num_threads = max(1, threads // self.parallel)
+        # Concurrent callers each take one frame at a time, so none waits for a batch.
+        self.frames_per_call = 1 if self.parallel > 1 else None
         # Two OpenMP pools (torch's and ncnn's) spinning against each other on a few cores
         # slow both down several times: ncnn does the heavy work, torch only light glue.
         # (ncnn's own openmp_blocktime stays at its default: 0 halves its speed.)
@@ -56,12 +58,6 @@ class NcnnBackend:
             raise RuntimeError(f"ncnn could not load {param} / {binary}")
         self.native = native
         self.scale = scale
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ncnn") if self.workers > 1 else None
-
-    @property
-    def preferred_batch(self) -> int:
-        """Tiles per call that keep every extractor busy."""
-        return self.workers
 
     def _one(self, chw: np.ndarray, out: np.ndarray) -> None:
         """Upscale one contiguous float CHW tile into ``out`` (a view of the result)."""
@@ -78,13 +74,8 @@ class NcnnBackend:
         x = x.float().contiguous()
         n, c, h, w = x.shape
         y = torch.empty((n, c, h * self.native, w * self.native), dtype=torch.float32)
-        tiles, outs = x.numpy(), y.numpy()
-        if self._pool is not None and n > 1:
-            for _ in self._pool.map(self._one, tiles, outs):  # re-raises a worker's error
-                pass
-        else:
-            for tile, out in zip(tiles, outs):
-                self._one(tile, out)
+        for tile, out in zip(x.numpy(), y.numpy()):
+            self._one(tile, out)
         if self.native != self.scale:
             y = F.avg_pool2d(y, self.native // self.scale)
         return y.clamp_(0.0, 1.0)

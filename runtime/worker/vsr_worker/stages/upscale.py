@@ -1,10 +1,13 @@
 """Upscale: decode one segment's chunk, keep the frames it owns, upscale, encode.
 
 Output frames carry the source's exact timestamps (encoder time base = source time base).
-Decode, inference and encode run in three threads joined by bounded queues: the decode
-thread also converts to RGB tensors and the encode thread converts back, so the inference
-thread does nothing but run the model. Where the time went (start-up, model load, each
-thread's phases and busy fraction) is stored with the segment's record (``vsr_worker.timings``).
+Decode, inference and encode run in threads joined by bounded queues: the decode thread also
+converts frames to RGB tensors, the inference threads convert their results back to YUV
+frames, and the encode thread only encodes. A backend that serves concurrent callers (ncnn:
+one per core; cuda: one per CUDA stream) gets that many inference threads, each on its own
+frames, whose results are put back in order: no thread waits for another between frames.
+Where the time went (start-up, model load, each thread's phases and busy fraction) is stored
+with the segment's record (``vsr_worker.timings``).
 
 Spot-safe: the frames are encoded into checkpoint parts of ``VSR_CHECKPOINT_FRAMES``
 frames, each stored (with a small JSON record after it) as soon as it is complete. A
@@ -15,13 +18,15 @@ uninterrupted run.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import logging
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
 import av
 import torch
@@ -48,26 +53,32 @@ def worker_threads() -> int:
     return max(1, int(os.environ.get("VSR_THREADS") or os.cpu_count() or 1))
 
 
-def batch_size() -> int:
-    return max(1, int(os.environ.get("VSR_BATCH", "4")))
+def batch_size(preferred: Optional[int] = None) -> int:
+    """Frames per inference call: VSR_BATCH, else what the backend prefers, else 4."""
+    return max(1, int(os.environ.get("VSR_BATCH") or preferred or 4))
 
 
 def checkpoint_frames() -> int:
     return max(1, int(os.environ.get("VSR_CHECKPOINT_FRAMES", "240")))
 
 
-# One runner per (model, scale, device) per process: a worker given several segments loads
-# its model once.
-_RUNNERS: Dict[Tuple[str, int, str], Any] = {}
+# Upscaled YUV frames waiting for the encoder (12 MB each at 3840x2160, 8-bit).
+ENCODE_QUEUE = 8
+
+
+# One runner per model, scale, device and VSR_* settings per process: a worker given several
+# segments loads its model once.
+_RUNNERS: Dict[Tuple[Any, ...], Any] = {}
 _startup_reported = False
 
 
 def _runner(manifest: Manifest, timings: Timings) -> Any:
-    key = (manifest.model, manifest.scale, manifest.device)
+    settings = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("VSR_")))
+    key = (manifest.model, manifest.scale, manifest.device, settings)
     if key not in _RUNNERS:
         with timings.phase("model_load"):
             # Tiled, batched inference on the manifest's backend (docs/models.md); same contract as a model.
-            _RUNNERS[key] = make_runner(manifest.model, manifest.scale, manifest.device)
+            _RUNNERS[key] = make_runner(manifest.model, manifest.scale, manifest.device, workers=worker_threads())
     return _RUNNERS[key]
 
 
@@ -109,7 +120,8 @@ def run_upscale(manifest: Manifest, index: int) -> dict:
             "frames": frames,
             "parts": [p["part"] for p in parts],
             "resumed_parts": len(done_parts),
-            "model_seconds": round(timings.seconds.get("inference", 0.0), 4),
+            # Seconds in the model per inference thread (they run side by side).
+            "model_seconds": round(timings.seconds.get("inference", 0.0) / timings.pool_sizes.get("inference", 1), 4),
             "stage_seconds": round(time.perf_counter() - started, 4),
             "timings": timings.to_json(),
         }
@@ -234,7 +246,6 @@ class _SegmentUpscaler:
         self._per_part = checkpoint_frames()
         self._fault_after = int(os.environ.get(FAULT_ENV) or 0)
         self._stored_here = 0
-        self._sampled = False
         self._new_part: Callable[[], _PartWriter]
         self._spec: Optional[ColorSpec] = None
         self._pix_fmt = ""
@@ -288,35 +299,57 @@ class _SegmentUpscaler:
         with self.timings.phase("encode", "encode"):
             self._writer = self._new_part()
         self._pix_fmt = self._writer.pix_fmt
-        sink = ThreadedSink(self._encode, maxsize=8)
+        workers = max(1, model.parallel)
+        per_call = batch_size(model.frames_per_call)
+        self.timings.pool_sizes["inference"] = workers
+        sink = ThreadedSink(self._encode, maxsize=ENCODE_QUEUE)
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="inference")
         try:
-            with torch.inference_mode():
-                for batch in _batches(itertools.chain([head], decoded), batch_size()):
-                    x = torch.stack([tensor for _, tensor in batch])
-                    with self.timings.phase("inference", "inference"):
-                        y = model(x)
-                    self._debug_samples(batch, y)  # before the encode thread scales y in place
-                    for (src_frame, _), img in zip(batch, y):
-                        sink.put((src_frame.pts, img))
-                    self.progress.advance(len(batch))
+            window: Deque[Future] = collections.deque()
+            for number, batch in enumerate(_batches(itertools.chain([head], decoded), per_call)):
+                window.append(pool.submit(self._infer, model, batch, number == 0))
+                if len(window) > 2 * workers:  # enough queued that no inference thread idles
+                    self._emit(window.popleft(), sink)
+            while window:
+                self._emit(window.popleft(), sink)
             sink.put(None)
             sink.close()
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             if self._writer is not None:
                 self._writer.abort()
 
-    def _encode(self, item: Optional[Tuple[int, torch.Tensor]]) -> None:
-        """Runs in the encoder thread: back to YUV, into the current part; a full part is stored."""
-        if item is None:
+    def _infer(self, model: Any, batch: list, first: bool) -> List[av.VideoFrame]:
+        """Runs in an inference thread: the batch upscaled, as frames ready to encode."""
+        assert self._spec is not None
+        with torch.inference_mode():
+            x = torch.stack([tensor for _, tensor in batch])
+            with self.timings.phase("inference", "inference"):
+                y = model(x)
+            if first:
+                self._debug_samples(batch, y)  # before y is scaled in place below
+            out = []
+            with self.timings.phase("colour_out", "inference"):
+                for (src_frame, _), img in zip(batch, y):
+                    frame = tensor_to_frame(img, self._spec, self._pix_fmt, consume=True)
+                    frame.pts = src_frame.pts
+                    frame.time_base = self.tb
+                    out.append(frame)
+            return out
+
+    def _emit(self, result: "Future[List[av.VideoFrame]]", sink: ThreadedSink) -> None:
+        """Hand a batch's upscaled frames to the encode thread, in order."""
+        frames = result.result()
+        for frame in frames:
+            sink.put(frame)
+        self.progress.advance(len(frames))
+
+    def _encode(self, frame: Optional[av.VideoFrame]) -> None:
+        """Runs in the encoder thread: frames into the current part; a full part is stored."""
+        if frame is None:
             if self._writer is not None and self._writer.frames:
                 self._store_part()
             return
-        pts, img = item
-        assert self._spec is not None
-        with self.timings.phase("colour_out", "encode"), torch.inference_mode():
-            frame = tensor_to_frame(img, self._spec, self._pix_fmt, consume=True)
-        frame.pts = pts
-        frame.time_base = self.tb
         if self._writer is None:
             with self.timings.phase("encode", "encode"):
                 self._writer = self._new_part()
@@ -342,9 +375,8 @@ class _SegmentUpscaler:
 
     def _debug_samples(self, batch: list, upscaled: torch.Tensor) -> None:
         """task=debug: the segment's first frame before and after, as PNG."""
-        if self.manifest.task != "debug" or self._sampled:
+        if self.manifest.task != "debug":
             return
-        self._sampled = True
         index = self.seg["index"]
         before = batch[0][0].to_ndarray(format="rgb24")
         after = upscaled[0].detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
