@@ -11,6 +11,7 @@ import pytest
 
 from tests import oracle
 from vsr_client.jobgraph import StageSpec
+from vsr_worker.engine.local_run import plan_parallelism
 from vsr_worker.engine.local_scheduler import LocalScheduler, StageFailure, index_groups
 
 
@@ -184,3 +185,12 @@ def test_debug_run_prints_where_the_time_went(tmp_path, make_case):
     assert all(0 < v <= 1 for v in upscale["busy_fraction"].values())
     assert breakdown["stage_process_seconds"]["upscale"] <= breakdown["wall_seconds"]
     assert "upscale threads busy: decode" in proc.stderr and "upscale[1]: " in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("segments", "jobs", "cores", "expected"),
+    [(1, None, 2, (1, 2)), (5, None, 2, (2, 1)), (3, None, 8, (3, 2)), (1, None, 16, (1, 16)), (9, 4, 2, (4, 1))],
+)
+def test_processes_and_threads_share_out_the_cores(segments, jobs, cores, expected):
+    """Every core runs inference: one long segment gets them all, many segments one process per core."""
+    assert plan_parallelism(segments, jobs, cores) == expected
