@@ -94,3 +94,30 @@ def test_tensor_to_frame_writes_each_channel_into_its_plane(high_depth, consume)
     got = torch.from_numpy(np.stack([planes[2], planes[0], planes[1]]).astype(np.int64))  # R, G, B
     assert torch.equal(got, expected)
     assert torch.equal(tensor, original) != consume  # consume scales in place; otherwise untouched
+
+
+def test_a_worker_keeps_torch_on_one_thread_for_every_segment_it_upscales(tmp_path, make_case, monkeypatch):
+    """ncnn does the heavy work; torch's own threads would spin against it (docs/models.md)."""
+    seen: list[int] = []
+    real = upscale.make_runner
+
+    def spy(*args, **kwargs):
+        runner = real(*args, **kwargs)
+        original = runner.__call__
+
+        class Spy:
+            parallel, frames_per_call = runner.parallel, runner.frames_per_call
+
+            def __call__(self, x):
+                seen.append(torch.get_num_threads())
+                return original(x)
+
+        return Spy()
+
+    monkeypatch.setattr(upscale, "_RUNNERS", {})
+    monkeypatch.setattr(upscale, "make_runner", spy)
+    monkeypatch.setenv("VSR_DEVICE", "ncnn")
+    monkeypatch.setenv("VSR_THREADS", "2")
+    monkeypatch.setenv("VSR_TILE", "0")
+    run_inline(make_case("cfr25"), tmp_path / "out.mp4", tmp_path / "job", model="realesr-animevideov3")
+    assert len(seen) == 100 and set(seen) == {1}  # four segments, one process, one model load
