@@ -10,7 +10,10 @@ preset) run alternately, ABAB, ``--rounds`` times each, so that load from other 
 shared machine hits both sides alike. Reported per case: every wall time and CPU time, the
 median of each side, their ratio (naive / vsr: > 1 means vsr is faster), and whether each
 output is frame-exact against the source, checked with ffprobe (same frame count, every
-frame's pts_time equal). ``vsr-worker run`` is given ``--work-dir`` (so its stage records
+frame's pts_time equal). Each run also records the load average before it and its CPU share
+(CPU seconds / wall seconds): with Linux's autogroup scheduling, a busy machine gives each
+session an equal share, and a run held below one core cannot gain from running on two; the
+CPU-time ratio (naive / vsr) does not depend on that. ``vsr-worker run`` is given ``--work-dir`` (so its stage records
 survive for the per-stage breakdown; deleting them would take milliseconds) and ``-q``.
 
 Set-up: bench/setup_naive.sh unpacks libomp.so.5 (Debian libomp5-14), which the wrapper
@@ -103,6 +106,7 @@ def exactness(source: list[str], output: Path) -> dict:
 
 def timed(cmd: Sequence[str], env: dict | None = None) -> dict:
     """Wall and CPU seconds (user + system of the whole process tree) of one command."""
+    load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(list(cmd), env=env, capture_output=True, text=True)
@@ -111,7 +115,12 @@ def timed(cmd: Sequence[str], env: dict | None = None) -> dict:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return {"seconds": round(wall, 3), "cpu_seconds": round(cpu, 3)}
+    return {
+        "seconds": round(wall, 3),
+        "cpu_seconds": round(cpu, 3),
+        "cpu_share": round(cpu / wall, 2),
+        "load_average_before": round(load, 2),
+    }
 
 
 def run_case(tmp: Path, clip: Path, clip_info: Clip, scale: int, rounds: int, naive_env: dict) -> dict:
@@ -151,6 +160,7 @@ def run_case(tmp: Path, clip: Path, clip_info: Clip, scale: int, rounds: int, na
         "naive": sides["naive"],
         "vsr": sides["vsr"],
         "speedup": round(sides["naive"]["median_seconds"] / sides["vsr"]["median_seconds"], 3),
+        "cpu_time_ratio": round(sides["naive"]["median_cpu_seconds"] / sides["vsr"]["median_cpu_seconds"], 3),
         "speedup_per_round": [round(p, 3) for p in pairs],
     }
 
