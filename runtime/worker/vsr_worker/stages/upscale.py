@@ -76,6 +76,9 @@ def _runner(manifest: Manifest, timings: Timings) -> Any:
     settings = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("VSR_")))
     key = (manifest.model, manifest.scale, manifest.device, settings)
     if key not in _RUNNERS:
+        # Before the backend exists: the ncnn backend then lowers torch's own threads to 1,
+        # and that must hold for every later segment of this process too.
+        torch.set_num_threads(worker_threads())
         with timings.phase("model_load"):
             # Tiled, batched inference on the manifest's backend (docs/models.md); same contract as a model.
             _RUNNERS[key] = make_runner(manifest.model, manifest.scale, manifest.device, workers=worker_threads())
@@ -104,7 +107,6 @@ def run_upscale(manifest: Manifest, index: int) -> dict:
     progress = ProgressWriter(manifest.work, "upscale", index, total=seg["frames"])
     result: dict = {"index": index, "frames": 0, "parts": []}
     if seg["frames"]:
-        torch.set_num_threads(worker_threads())
         started = time.perf_counter()
         done_parts = _stored_parts(manifest.work, index)
         upscaler = _SegmentUpscaler(manifest, seg, Fraction(split["time_base"]), progress, done_parts, timings)
