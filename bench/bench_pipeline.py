@@ -3,7 +3,8 @@
 Everything is measured side by side in one run, as ratios, because shared machines are
 noisy:
   * split time and merge time against `ffmpeg -i IN -map 0 -c copy OUT` and against a plain
-    copy of the same bytes (all with a warm page cache);
+    copy of the same bytes (all with a warm page cache); each stage's process start-up
+    (interpreter, imports, manifest: the ``startup`` its own record reports) separately;
   * on a short clip, `vsr-worker run` wall time / the sum of its upscale stages' model time.
 
 Upscaling 1 GB of 1080p is out of reach on a CPU, so the merge is fed stand-in parts: each
@@ -172,6 +173,7 @@ def bench_split_merge(tmp: Path, size_gb: float, repeat: int, segment_time: floa
     size = src.stat().st_size
     subprocess.run(["cat", str(src)], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
     times: dict[str, list[float]] = {"copy": [], "ffmpeg_copy": [], "split": [], "merge": []}
+    startup: dict[str, list[float]] = {"split": [], "merge": []}
     for r in range(repeat):
         dst = tmp / "copy.mp4"
         times["copy"].append(sh(["cp", str(src), str(dst)]))
@@ -185,6 +187,9 @@ def bench_split_merge(tmp: Path, size_gb: float, repeat: int, segment_time: floa
         times["split"].append(sh([*WORKER, "split", "--manifest", uri]))
         chunks_as_parts(work)
         times["merge"].append(sh([*WORKER, "merge", "--manifest", uri]))
+        for stage in startup:
+            record = storage.read_json(layout.progress(str(work), stage))
+            startup[stage].append(record["timings"]["seconds"]["startup"])
         merged = probe(tmp / "merged.mp4")
         assert merged.frames == probe(src).frames, "merge lost frames"
         shutil.rmtree(work)
@@ -197,6 +202,7 @@ def bench_split_merge(tmp: Path, size_gb: float, repeat: int, segment_time: floa
         "repeat": repeat,
         "seconds_median": {k: round(v, 3) for k, v in med.items()},
         "seconds_all": {k: [round(x, 3) for x in v] for k, v in times.items()},
+        "startup_seconds_median": {k: round(statistics.median(v), 3) for k, v in startup.items()},
         "split_vs_ffmpeg_copy": round(med["split"] / med["ffmpeg_copy"], 2),
         "merge_vs_ffmpeg_copy": round(med["merge"] / med["ffmpeg_copy"], 2),
         "split_vs_copy": round(med["split"] / med["copy"], 2),

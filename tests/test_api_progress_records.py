@@ -32,8 +32,12 @@ def test_the_worker_record_wins_over_a_scheduler_that_has_not_seen_the_failure()
     for seen in ("pending", "running"):
         progress = combine(scheduler_view(seen), from_records([SPLIT_FAILED], segments=3))
         assert progress.split.state == "failed" and progress.split.failed == 1, seen
-        assert failure_reason(progress) == "split: [corrupt_input] video stream holds no decodable frame: clip.mp4"
         assert progress.upscale.state == "pending"
+
+
+def test_once_the_scheduler_sees_the_failure_the_reason_is_the_workers_own() -> None:
+    progress = combine(scheduler_view("failed"), from_records([SPLIT_FAILED], segments=3))
+    assert failure_reason(progress) == "split: [corrupt_input] video stream holds no decodable frame: clip.mp4"
 
 
 def test_a_failed_array_child_fails_the_stage_and_names_the_child() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ import pytest
 
 from tests import oracle
 from vsr_client.jobgraph import StageSpec
-from vsr_worker.engine.local_scheduler import LocalScheduler, StageFailure
+from vsr_worker.engine.local_run import plan_parallelism
+from vsr_worker.engine.local_scheduler import LocalScheduler, StageFailure, index_groups
 
 
 def test_run_upscales_through_subprocess_children(tmp_path, make_case):
@@ -124,3 +126,71 @@ def test_a_failing_child_stops_the_job_with_its_last_line(tmp_path):
     assert (err.value.stage, err.value.index, err.value.exit_code) == ("upscale", 1, 65)
     assert err.value.message == "vsr-worker: error [corrupt_input]: bad chunk"
     assert not marker.exists()
+
+
+def test_more_children_than_jobs_run_as_persistent_workers_with_index_lists(tmp_path):
+    """An array stage that takes --index runs as `jobs` processes, each given its share."""
+    log = tmp_path / "calls.txt"
+    record = (
+        "import os, sys, pathlib; pathlib.Path(sys.argv[1]).open('a').write("
+        "repr((sys.argv[2:], os.environ.get('AWS_BATCH_JOB_ARRAY_INDEX'))) + '\\n')"
+    )
+    graph = [
+        StageSpec(
+            name="upscale",
+            command=[sys.executable, "-c", record, str(log)],
+            array_size=5,
+            index_flag="--index",
+        )
+    ]
+    scheduler = LocalScheduler(tmp_path / "logs", jobs=2, poll=0.02)
+    scheduler.run(graph)
+    calls = sorted(eval(line) for line in log.read_text().splitlines())
+    assert calls == [(["--index", "0,2,4"], None), (["--index", "1,3"], None)]
+    assert set(scheduler.process_seconds) == {("upscale", 0), ("upscale", 1)}
+    log.unlink()
+    LocalScheduler(tmp_path / "logs", jobs=5, poll=0.02).run(graph)  # enough jobs: one child each, like Batch
+    assert sorted(eval(line) for line in log.read_text().splitlines()) == [([], str(i)) for i in range(5)]
+
+
+def test_index_groups_share_children_round_robin():
+    assert index_groups(5, 2) == [[0, 2, 4], [1, 3]]
+    assert index_groups(2, 8) == [[0], [1]]
+    assert sorted(i for g in index_groups(17, 3) for i in g) == list(range(17))
+
+
+def test_debug_run_prints_where_the_time_went(tmp_path, make_case):
+    work = tmp_path / "work"
+    options = ["--model", "bicubic", "--segment-time", "2", "-j", "1", "--task", "debug", "--work-dir", str(work)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "vsr_worker", "run", str(make_case("cfr25")), "-o", str(tmp_path / "o.mp4"), *options],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    breakdown = json.loads((work / "timings.json").read_text())
+    assert [(s["stage"], s["index"]) for s in breakdown["stages"]] == [
+        ("split", 0),
+        ("upscale", 0),
+        ("upscale", 1),
+        ("merge", 0),
+    ]
+    upscale = breakdown["stages"][1]
+    assert {"startup", "model_load", "decode", "colour_in", "inference", "colour_out", "encode"} <= set(
+        upscale["seconds"]
+    )
+    assert "model_load" not in breakdown["stages"][2]["seconds"]  # one process, one model load (-j 1)
+    assert set(upscale["busy_fraction"]) == {"decode", "inference", "encode"}
+    assert all(0 < v <= 1 for v in upscale["busy_fraction"].values())
+    assert breakdown["stage_process_seconds"]["upscale"] <= breakdown["wall_seconds"]
+    assert "upscale threads busy: decode" in proc.stderr and "upscale[1]: " in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("segments", "jobs", "cores", "expected"),
+    [(1, None, 2, (1, 2)), (5, None, 2, (2, 1)), (3, None, 8, (3, 2)), (1, None, 16, (1, 16)), (9, 4, 2, (4, 1))],
+)
+def test_processes_and_threads_share_out_the_cores(segments, jobs, cores, expected):
+    """Every core runs inference: one long segment gets them all, many segments one process per core."""
+    assert plan_parallelism(segments, jobs, cores) == expected

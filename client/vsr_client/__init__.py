@@ -8,23 +8,15 @@
 
 The contract (request models, segment planning, error codes, the job manifest and the
 job graph) lives here once and is shared by the Lambda, the local server, the worker and
-the SDK. The SDK's names are imported on first use: a worker stage that only needs the
-contract does not pay for importing ``requests``.
+the SDK. Every name is imported on first use (PEP 562): a worker stage that needs only a
+pydantic-free module of this package (``vsr_client.codes``, ``vsr_client.manifest_view``) pays
+for neither pydantic nor ``requests``.
 """
 
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-from vsr_client.contract import (
-    ErrorCode,
-    ExitCode,
-    Manifest,
-    SegmentPlan,
-    plan_segments,
-)
 
 if TYPE_CHECKING:
     from vsr_client.api_models import (
@@ -41,6 +33,7 @@ if TYPE_CHECKING:
         UploadTarget,
     )
     from vsr_client.client import Client
+    from vsr_client.contract import ErrorCode, ExitCode, Manifest, SegmentPlan, plan_segments
     from vsr_client.errors import (
         BadRequest,
         Conflict,
@@ -53,14 +46,10 @@ if TYPE_CHECKING:
         VsrApiError,
     )
 
-try:
-    __version__ = version("vsr-client")
-except PackageNotFoundError:  # a source tree on sys.path, not installed
-    __version__ = "0+unknown"
-
 # name -> module, for the names imported on first use (PEP 562).
 _LAZY = {
     "Client": "vsr_client.client",
+    **dict.fromkeys(("ErrorCode", "ExitCode", "Manifest", "SegmentPlan", "plan_segments"), "vsr_client.contract"),
     **dict.fromkeys(
         (
             "ErrorBody",
@@ -125,7 +114,18 @@ __all__ = [
 ]
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vsr-client")
+    except PackageNotFoundError:  # a source tree on sys.path, not installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        return _version()
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'vsr_client' has no attribute {name!r}")

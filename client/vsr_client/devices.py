@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vsr_client.contract import ErrorCode, VsrError
+from vsr_client.codes import ErrorCode, VsrError
 
 # Every backend name the worker knows. ``jit`` is the Neuron code path traced with
 # torch.jit on the CPU: how that path is tested without Inferentia.

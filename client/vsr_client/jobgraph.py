@@ -20,6 +20,9 @@ THREADS_ENV = "VSR_THREADS"
 STACK_TAG = "vsr:stack"
 # AWS Batch's limit on the children of one array job: the most segments a job can have.
 MAX_ARRAY_SIZE = 10_000
+# ``vsr-worker upscale --index 0,2,4``: one process upscales several segments, loading its
+# model once. AWS Batch runs one child per segment (with the array index in the environment).
+INDEX_FLAG = "--index"
 
 StageName = Literal["split", "upscale", "merge"]
 # Stages that need no accelerator: on AWS they run on the stack's small CPU compute environment.
@@ -61,6 +64,11 @@ class StageSpec(BaseModel):
     name: StageName
     command: list[str]
     array_size: int = Field(default=0, ge=0, le=MAX_ARRAY_SIZE)
+    index_flag: str | None = Field(
+        default=None,
+        description="flag through which one process can be given several array indices (run one "
+        "after the other, as their children would run): the local engine's persistent workers",
+    )
     depends_on: list[StageName] = Field(default_factory=list)
     resources: Resources = Resources()
     environment: dict[str, str] = Field(default_factory=dict)
@@ -68,6 +76,12 @@ class StageSpec(BaseModel):
     @property
     def children(self) -> int:
         return self.array_size or 1
+
+    def command_for(self, indices: list[int]) -> list[str]:
+        """The command of one process that does the work of children ``indices``."""
+        if self.index_flag is None:
+            raise ValueError(f"stage {self.name} takes one array index per process")
+        return [*self.command, self.index_flag, ",".join(str(i) for i in indices)]
 
 
 DEFAULT_RESOURCES: dict[str, Resources] = {
@@ -98,6 +112,7 @@ def build_job_graph(
             name="upscale",
             command=stage_command("upscale", manifest_uri),
             array_size=segments if segments > 1 else 0,
+            index_flag=INDEX_FLAG,
             depends_on=["split"],
             resources=res["upscale"],
             environment=env,

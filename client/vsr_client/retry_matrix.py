@@ -23,7 +23,7 @@ import os
 from collections.abc import Mapping
 from enum import Enum
 
-from vsr_client.contract import ERROR_EXIT_CODES, ErrorCode, ExitCode
+from vsr_client.codes import ERROR_EXIT_CODES, ErrorCode, ExitCode
 
 ATTEMPT_ENV = "AWS_BATCH_JOB_ATTEMPT"  # set by Batch (and the local scheduler): 1, 2, ...
 RETRY_EXIT_CODE = ExitCode.TEMPFAIL

@@ -76,5 +76,8 @@ def combine(scheduler: JobProgress, records: JobProgress) -> JobProgress:
                 update["reason"] = r.reason
             merged[stage] = s.model_copy(update=update)
         else:
-            merged[stage] = r.model_copy(update={"failed": max(s.failed, r.failed), "reason": r.reason or s.reason})
+            # The state from the records (a failed record fails the stage); the reason stays the
+            # scheduler's, which words it for its callers (the local runner shows data-dir paths
+            # as keys); Batch's view takes the worker's words in the branch above.
+            merged[stage] = r.model_copy(update={"failed": max(s.failed, r.failed), "reason": s.reason})
     return JobProgress(**merged)

@@ -1,7 +1,8 @@
 """``vsr-worker``: the worker's command line.
 
     vsr-worker split   --manifest URI            (a Batch job)
-    vsr-worker upscale --manifest URI [--index]  (a Batch array child: AWS_BATCH_JOB_ARRAY_INDEX)
+    vsr-worker upscale --manifest URI [--index]  (a Batch array child: AWS_BATCH_JOB_ARRAY_INDEX;
+                                                  --index 0,2,4: several segments, one model load)
     vsr-worker merge   --manifest URI            (a Batch job)
     vsr-worker run INPUT -o OUTPUT ...           (the whole graph on this machine)
     vsr-worker probe INPUT                       (what the worker sees in a file, as JSON)
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-from vsr_client.contract import DEFAULT_DEVICE, DEFAULT_MODEL, DEFAULT_SEGMENT_TIME, ErrorCode, ExitCode
+from vsr_client.codes import DEFAULT_DEVICE, DEFAULT_MODEL, DEFAULT_SEGMENT_TIME, ErrorCode, ExitCode
 from vsr_client.devices import DEVICES
 
 PROG = "vsr-worker"
@@ -60,7 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--manifest", required=True, help="URI of the job manifest (JSON)")
         if name == "upscale":
             p.add_argument(
-                "--index", type=int, default=None, help="segment index (default: $AWS_BATCH_JOB_ARRAY_INDEX, else 0)"
+                "--index",
+                default=None,
+                metavar="I[,J...]",
+                help="segment index, or several upscaled one after the other by this process "
+                "(default: $AWS_BATCH_JOB_ARRAY_INDEX, else 0)",
             )
 
     run = sub.add_parser("run", help="upscale a video on this machine (split, upscale in parallel, merge)")
@@ -146,19 +151,21 @@ def _dispatch(args: argparse.Namespace) -> int:
                 print(f"{info.name}\t{info.architecture}\tx{'/x'.join(map(str, info.scales))}\t{info.licence}")
         return 0
 
-    from vsr_worker.stages.common import array_index, load_manifest
+    from vsr_worker.stages.common import array_indices, load_manifest
 
     manifest = load_manifest(args.manifest)
-    index = array_index(args.index) if args.command == "upscale" else 0
-    with _stage_log(manifest, args.command, index), _failure_record(manifest, args.command, index):
+    if args.command == "upscale":
+        from vsr_worker.stages.upscale import run_upscale
+
+        for index in array_indices(args.index):
+            with _stage_log(manifest, "upscale", index), _failure_record(manifest, "upscale", index):
+                run_upscale(manifest, index)
+        return 0
+    with _stage_log(manifest, args.command, 0), _failure_record(manifest, args.command, 0):
         if args.command == "split":
             from vsr_worker.stages.split import run_split
 
             run_split(manifest)
-        elif args.command == "upscale":
-            from vsr_worker.stages.upscale import run_upscale
-
-            run_upscale(manifest, index)
         elif args.command == "merge":
             from vsr_worker.stages.merge import run_merge
 

@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Iterable
 
-from vsr_client.contract import ErrorCode, VsrError
+from vsr_client.codes import ErrorCode, VsrError
 
 FAULT_ENOSPC_ENV = "VSR_FAULT_ENOSPC"
 

@@ -1,7 +1,9 @@
 """What this host can run: the ``missing`` probe behind :func:`vsr_client.devices.resolve_device`.
 
 Each check is cheap and imports only what it must: the Neuron packages are imported only
-when a ``/dev/neuron*`` device exists (importing torch-neuron takes seconds).
+when a ``/dev/neuron*`` device exists (importing torch-neuron takes seconds), and torch only
+when an NVIDIA device node exists (``/dev/nvidia*``, or ``/dev/dxg`` under WSL2): ``auto``
+on a CPU host resolves without importing torch.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Optional
 from vsr_client.devices import resolve_device
 
 _NEURON_PACKAGES = {"neuron": "torch_neuron", "neuronx": "torch_neuronx"}
+_GPU_DEVICE_NODES = ("/dev/nvidia[0-9]*", "/dev/dxg")
 
 
 def _has_module(name: str) -> bool:
@@ -29,6 +32,8 @@ def missing(device: str) -> Optional[str]:
     if device == "ncnn":
         return None if _has_module("ncnn") else "the ncnn package is not installed (pip install ncnn)"
     if device == "cuda":
+        if not any(glob.glob(pattern) for pattern in _GPU_DEVICE_NODES):
+            return "no NVIDIA GPU device (/dev/nvidia*): no CUDA GPU here, or none is mapped into the container"
         import torch
 
         if torch.cuda.is_available():

@@ -23,7 +23,7 @@ from typing import Iterable, Iterator, Optional
 
 import av
 
-from vsr_client.contract import ErrorCode, VsrError
+from vsr_client.codes import ErrorCode, VsrError
 from vsr_worker import errors, storage
 from vsr_worker.media.probe import primary_video_stream
 

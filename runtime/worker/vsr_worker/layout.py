@@ -8,6 +8,7 @@
 <work>/progress/<stage>_NNNNN.json progress/heartbeat records
 <work>/logs/<stage>_NNNNN.log     stage logs (local scheduler)
 <work>/result.json                what merge wrote
+<work>/timings.json               where a local run's time went (vsr-worker run, kept work only)
 """
 
 from __future__ import annotations
@@ -67,3 +68,7 @@ def log(work: str, stage: str, index: int = 0) -> str:
 
 def result(work: str) -> str:
     return join(work, "result.json")
+
+
+def timings(work: str) -> str:
+    return join(work, "timings.json")

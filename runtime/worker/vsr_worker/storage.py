@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator, Optional, Tuple
 
-from vsr_client.contract import MEDIA_TYPES, ErrorCode, VsrError
+from vsr_client.codes import MEDIA_TYPES, ErrorCode, VsrError
 from vsr_worker import errors
 
 _S3 = "s3://"

@@ -85,9 +85,20 @@ class TiledRunner:
 
     ``backend.run(x)`` takes float NCHW in [0, 1] on the CPU and returns ``scale`` x the size.
     A backend with ``fixed_tile``/``fixed_batch`` set gets exactly that shape every call.
+    ``auto_plan``: the backend's ``plan(frames, height, width, overlap)`` chooses tile and
+    tiles per call for each batch of frames (cuda: from its free memory).
     """
 
-    def __init__(self, backend, scale: int, tile: int, overlap: int, batch: int = 1, pre_pad: int = 0) -> None:
+    def __init__(
+        self,
+        backend,
+        scale: int,
+        tile: int,
+        overlap: int,
+        batch: int = 1,
+        pre_pad: int = 0,
+        auto_plan: bool = False,
+    ) -> None:
         self.backend = backend
         self.scale = scale
         fixed = getattr(backend, "fixed_tile", None)
@@ -96,6 +107,11 @@ class TiledRunner:
         self.batch = int(getattr(backend, "fixed_batch", None) or batch)
         self.pre_pad = int(pre_pad)
         self._fixed = bool(fixed)
+        # Concurrent callers the backend serves (ncnn: one per core, cuda: one per stream); others
+        # run one call at a time. ``frames_per_call``: what each caller should hand over (None: any).
+        self.parallel = int(getattr(backend, "parallel", 1))
+        self.frames_per_call: Optional[int] = getattr(backend, "frames_per_call", None)
+        self.auto_plan = bool(auto_plan and hasattr(backend, "plan"))
         if self.tile > 0 and self.tile <= 2 * self.overlap:
             raise ValueError(f"tile {self.tile} must be larger than twice the overlap {self.overlap}")
 
@@ -113,10 +129,11 @@ class TiledRunner:
         s = self.scale
         x, pad = reflect_pad(frames, self.pre_pad)
         n, c, h, w = x.shape
+        tile, batch = self.backend.plan(n, h, w, self.overlap) if self.auto_plan else (self.tile, self.batch)
         out = frames.new_empty((n, c, h * s, w * s))
-        jobs = [(i, ys, xs) for i in range(n) for ys, xs in plan_tiles(h, w, self.tile, self.overlap, self._fixed)]
-        for k in range(0, len(jobs), self.batch):
-            group = jobs[k : k + self.batch]
+        jobs = [(i, ys, xs) for i in range(n) for ys, xs in plan_tiles(h, w, tile, self.overlap, self._fixed)]
+        for k in range(0, len(jobs), batch):
+            group = jobs[k : k + batch]
             tiles = torch.stack(
                 [x[i, :, ys.start : ys.start + ys.size, xs.start : xs.start + xs.size] for i, ys, xs in group]
             )

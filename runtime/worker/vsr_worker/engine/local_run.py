@@ -10,7 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 from vsr_client.contract import (
     DEFAULT_DEVICE,
@@ -27,6 +27,7 @@ from vsr_client.contract import (
 from vsr_client.devices import DEVICE_ENV
 from vsr_client.jobgraph import THREADS_ENV, StageSpec, build_job_graph
 from vsr_worker import layout, storage
+from vsr_worker.engine.breakdown import collect, format_breakdown
 from vsr_worker.engine.local_scheduler import LocalScheduler, StageFailure
 from vsr_worker.engine.progress_view import ProgressView
 from vsr_worker.host_devices import host_device
@@ -43,10 +44,23 @@ class RunResult:
     segments: int
     seconds: float
     work: Path
+    breakdown: Optional[dict] = None
 
 
 def default_jobs(segments: int) -> int:
-    return max(1, min(segments, os.cpu_count() or 1))
+    return plan_parallelism(segments)[0]
+
+
+def plan_parallelism(segments: int, jobs: Optional[int] = None, cores: Optional[int] = None) -> Tuple[int, int]:
+    """(processes, threads per process) for the upscale stage on ``cores`` cores.
+
+    One process per segment up to the core count, the cores shared out among them: every
+    core runs inference whether the video has one segment or many. (Inside a process the
+    threads run tiles in parallel, see the ncnn backend, so one long segment uses all cores.)
+    """
+    cores = max(1, cores or os.cpu_count() or 1)
+    n_jobs = max(1, jobs or min(segments, cores))
+    return n_jobs, max(1, cores // min(n_jobs, max(1, segments)))
 
 
 def run_local(
@@ -114,6 +128,7 @@ def run_local(
         n_jobs,
     )
 
+    prepared = time.monotonic() - started
     view = ProgressView(work / "progress") if show_progress else None
     total_set = False
 
@@ -127,8 +142,9 @@ def run_local(
         view.tick()
 
     keep = keep_work or task == "debug" or work_dir is not None
+    process_seconds: Dict[Tuple[str, int], float] = {}
     try:
-        execute_graph(graph, work, plan.count, jobs=n_jobs, on_tick=tick)
+        process_seconds = execute_graph(graph, work, plan.count, jobs=n_jobs, on_tick=tick)
     except VsrError as error:
         if error.code in (ErrorCode.STAGE_FAILED, ErrorCode.INTERNAL, ErrorCode.CORRUPT_INTERMEDIATE):
             keep = True  # an internal failure: keep logs and intermediates to look at
@@ -137,11 +153,24 @@ def run_local(
         if view is not None:
             view.close()
         result = storage.read_json(layout.result(str(work))) if (work / "result.json").exists() else None
+        breakdown = None
+        if result is not None:
+            # Where the time went: the stages' own records and the processes' wall times.
+            breakdown = collect(work, process_seconds, time.monotonic() - started, {"prepare": prepared})
+            if keep:
+                storage.write_json(layout.timings(str(work)), breakdown)
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
     final = Path(result["output"]) if result else output
     frames = result["frames"] if result else 0
-    return RunResult(output=final, frames=frames, segments=plan.count, seconds=time.monotonic() - started, work=work)
+    return RunResult(
+        output=final,
+        frames=frames,
+        segments=plan.count,
+        seconds=time.monotonic() - started,
+        work=work,
+        breakdown=breakdown,
+    )
 
 
 def execute_graph(
@@ -150,20 +179,21 @@ def execute_graph(
     segments: int,
     jobs: Optional[int] = None,
     on_tick: Optional[Callable[[], None]] = None,
-) -> None:
-    """Run a job graph whose manifest is already written, on this machine.
+) -> Dict[Tuple[str, int], float]:
+    """Run a job graph whose manifest is already written, on this machine; returns each
+    stage process's wall seconds.
 
     Shared by ``vsr-worker run`` and the local API server. A failed stage becomes a
     VsrError with the stage's own code (``stage_failed`` when it gave none); an exception
     raised by ``on_tick`` (a cancellation) stops the running stage's processes and propagates.
     """
-    n_jobs = jobs or default_jobs(segments)
-    threads = max(1, (os.cpu_count() or 1) // min(n_jobs, segments))
+    n_jobs, threads = plan_parallelism(segments, jobs)
     scheduler = LocalScheduler(work / "logs", jobs=n_jobs, env={THREADS_ENV: str(threads)}, on_tick=on_tick)
     try:
         scheduler.run(graph)
     except StageFailure as exc:
         raise _as_user_error(exc, work) from None
+    return scheduler.process_seconds
 
 
 def _as_user_error(exc: StageFailure, work: Path) -> VsrError:
@@ -202,4 +232,7 @@ def main_run(args) -> int:  # called by the CLI
         f"wrote {result.output} ({result.frames} frames, {result.segments} segment(s), {result.seconds:.1f}s)",
         file=sys.stdout,
     )
+    if args.task == "debug" and result.breakdown:
+        print(format_breakdown(result.breakdown), file=sys.stderr)
+        print(f"(breakdown as JSON: {layout.timings(str(result.work))})", file=sys.stderr)
     return 0

@@ -3,7 +3,11 @@
 Each stage's ``command`` is executed as is (``vsr-worker`` resolves to this environment's
 console script); array children get ``AWS_BATCH_JOB_ARRAY_INDEX`` like Batch sets it. A
 failed process is tried again by the job definitions' own rules (vsr_client.retry_matrix),
-with ``AWS_BATCH_JOB_ATTEMPT`` set as Batch sets it.
+with ``AWS_BATCH_JOB_ATTEMPT`` set as Batch sets it. An array stage with more children than
+``jobs`` whose spec names an ``index_flag`` runs as ``jobs`` persistent processes instead,
+each given its share of the indices (round robin) through that flag: a process pays its
+start-up and model load once, not once per child (a retried process skips the segments it
+already finished).
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
-from vsr_client.contract import ErrorCode, VsrError
+from vsr_client.codes import ErrorCode, VsrError
 from vsr_client.jobgraph import ARRAY_INDEX_ENV, WORKER_COMMAND, StageSpec
 from vsr_client.retry_matrix import ATTEMPT_ENV, DEFAULT_ATTEMPTS, batch_action
 from vsr_worker.engine.stage_process import StageProcess
@@ -36,6 +40,12 @@ class StageFailure(Exception):
     def __str__(self) -> str:
         where = self.stage if self.index is None else f"{self.stage}[{self.index}]"
         return f"{where} exited with {self.exit_code}: {self.message}"
+
+
+def index_groups(children: int, jobs: int) -> List[List[int]]:
+    """Array indices per persistent process: round robin, so shares differ by at most one."""
+    n = max(1, min(jobs, children))
+    return [list(range(k, children, n)) for k in range(n)]
 
 
 def resolve_command(command: list[str]) -> list[str]:
@@ -58,15 +68,22 @@ class LocalScheduler:
         jobs: int = 1,
         env: Optional[dict] = None,
         on_tick: Optional[Callable[[], None]] = None,
-        poll: float = 0.2,
+        poll: float = 0.05,
+        tick_every: float = 0.25,
         attempts: int = DEFAULT_ATTEMPTS,
     ) -> None:
+        """``poll``: how often finished processes are noticed (a stage's end is a few of these
+        late at most); ``on_tick`` (progress, cancellation) runs at most every ``tick_every``."""
         self.log_dir = log_dir
         self.attempts = max(1, attempts)
         self.jobs = max(1, jobs)
         self.env = dict(env or {})
         self.on_tick = on_tick or (lambda: None)
         self.poll = poll
+        self.tick_every = tick_every
+        self._last_tick = 0.0
+        # Wall seconds of each process, keyed by (stage, its first array index).
+        self.process_seconds: Dict[Tuple[str, int], float] = {}
 
     def run(self, graph: list[StageSpec]) -> None:
         done: set[str] = set()
@@ -81,45 +98,57 @@ class LocalScheduler:
                 pending.remove(stage)
 
     def _run_stage(self, stage: StageSpec) -> None:
-        indices: list[Optional[int]] = list(range(stage.array_size)) if stage.array_size else [None]
-        queue: list[tuple[Optional[int], int]] = [(index, 1) for index in indices]  # (index, attempt)
-        running: dict[Optional[int], tuple[StageProcess, int]] = {}
+        if stage.array_size and stage.index_flag and self.jobs < stage.array_size:
+            units: List[List[int]] = index_groups(stage.array_size, self.jobs)
+        else:
+            units = [[i] for i in range(stage.array_size)] if stage.array_size else [[]]
+        queue: List[Tuple[List[int], int]] = [(unit, 1) for unit in units]  # (indices, attempt)
+        running: Dict[int, Tuple[StageProcess, List[int], int, float]] = {}
         limit = self.jobs if stage.array_size else 1
         try:
             while queue or running:
                 while queue and len(running) < limit:
-                    index, attempt = queue.pop(0)
-                    running[index] = (self._start(stage, index, attempt), attempt)
+                    unit, attempt = queue.pop(0)
+                    child = self._start(stage, unit, attempt)
+                    running[child.proc.pid] = (child, unit, attempt, time.monotonic())
                 time.sleep(self.poll)
-                self.on_tick()
-                for index, (child, attempt) in list(running.items()):
+                if time.monotonic() - self._last_tick >= self.tick_every:
+                    self._last_tick = time.monotonic()
+                    self.on_tick()
+                for pid, (child, unit, attempt, started) in list(running.items()):
                     code = child.poll()
                     if code is None:
                         continue
-                    del running[index]
+                    del running[pid]
+                    self.process_seconds[(stage.name, unit[0] if unit else 0)] = time.monotonic() - started
                     if code == 0:
                         continue
-                    failure = StageFailure(stage.name, index, code, child.last_line() or "no output")
+                    first = unit[0] if unit else None
+                    failure = StageFailure(stage.name, first, code, child.last_line() or "no output")
                     if attempt < self.attempts and batch_action(code) == "RETRY":
                         log.warning("%s (attempt %d of %d): trying again", failure, attempt, self.attempts)
-                        queue.append((index, attempt + 1))
+                        queue.append((unit, attempt + 1))
                         continue
                     raise failure
         finally:
-            for child, _ in running.values():
+            for child, _, _, _ in running.values():
                 child.proc.terminate()
-            for child, _ in running.values():
+            for child, _, _, _ in running.values():
                 try:
                     child.proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     child.proc.kill()
             self.on_tick()
 
-    def _start(self, stage: StageSpec, index: Optional[int], attempt: int) -> StageProcess:
+    def _start(self, stage: StageSpec, unit: List[int], attempt: int) -> StageProcess:
+        """One process for array indices ``unit`` (none: a plain job), attempt ``attempt``."""
         env = {**os.environ, **stage.environment, **self.env}
         env.pop(ARRAY_INDEX_ENV, None)
-        if index is not None:
-            env[ARRAY_INDEX_ENV] = str(index)
+        command = stage.command
+        if len(unit) == 1:
+            env[ARRAY_INDEX_ENV] = str(unit[0])  # exactly as Batch runs an array child
+        elif len(unit) > 1:
+            command = stage.command_for(unit)
         env[ATTEMPT_ENV] = str(attempt)
-        log_path = self.log_dir / f"{stage.name}_{index or 0:05d}.log"
-        return StageProcess(resolve_command(stage.command), env, log_path)
+        log_path = self.log_dir / f"{stage.name}_{unit[0] if unit else 0:05d}.log"
+        return StageProcess(resolve_command(command), env, log_path)

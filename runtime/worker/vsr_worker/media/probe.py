@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import av
 
-from vsr_client.contract import ErrorCode, VsrError
+from vsr_client.codes import ErrorCode, VsrError
 
 # Demuxers that accept almost anything or a single still picture: not videos to upscale.
 _NOT_VIDEO_FORMATS = {"tty", "image2", "lavfi", "data", "txt"}

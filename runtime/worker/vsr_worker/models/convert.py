@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vsr_client.contract import ErrorCode, VsrError
+from vsr_client.codes import ErrorCode, VsrError
 from vsr_worker.models.ncnn_format import read_weights
 
 CONVERTER_VERSION = 1

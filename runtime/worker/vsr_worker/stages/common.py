@@ -7,23 +7,33 @@ import math
 import os
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple, Union
 
-import pydantic
-
-from vsr_client.contract import ErrorCode, Manifest, SegmentPlan, VsrError
-from vsr_client.jobgraph import ARRAY_INDEX_ENV
+from vsr_client.codes import ErrorCode, VsrError
+from vsr_client.manifest_view import ManifestView, fast_view
 from vsr_worker import layout, storage
 from vsr_worker.errors import corrupt
 
+if TYPE_CHECKING:
+    from vsr_client.contract import Manifest, SegmentPlan
 
-def load_manifest(uri: str) -> Manifest:
+
+def load_manifest(uri: str) -> Union["Manifest", ManifestView]:
+    """The job's manifest: the pydantic-free view when it is canonical, else the validated
+    model (same attributes either way; see vsr_client.manifest_view)."""
     try:
         raw = storage.read_json(uri)
     except FileNotFoundError:
         raise VsrError(ErrorCode.INVALID_MANIFEST, f"manifest not found: {uri}") from None
     except ValueError as exc:
         raise VsrError(ErrorCode.INVALID_MANIFEST, f"manifest is not JSON: {uri} ({exc})") from None
+    view = fast_view(raw)
+    if view is not None:
+        return view
+    import pydantic
+
+    from vsr_client.contract import Manifest
+
     try:
         return Manifest.model_validate(raw)
     except pydantic.ValidationError as exc:
@@ -32,15 +42,23 @@ def load_manifest(uri: str) -> Manifest:
         raise VsrError(ErrorCode.INVALID_MANIFEST, f"manifest {uri}: {where}: {first['msg']}") from None
 
 
-def array_index(explicit: Optional[int] = None) -> int:
-    """The segment this process owns: ``--index``, else Batch's array index, else 0."""
+def array_indices(explicit: Optional[str] = None) -> List[int]:
+    """The segments this process owns: ``--index I[,J...]``, else Batch's array index, else 0."""
     if explicit is not None:
-        return explicit
+        try:
+            indices = [int(part) for part in explicit.split(",")]
+        except ValueError:
+            raise VsrError(ErrorCode.INVALID_ARGUMENT, f"--index takes I[,J...], got {explicit!r}") from None
+        if any(i < 0 for i in indices):
+            raise VsrError(ErrorCode.INVALID_ARGUMENT, f"--index takes indices >= 0, got {explicit!r}")
+        return indices
+    from vsr_client.jobgraph import ARRAY_INDEX_ENV  # imported here: the job graph needs pydantic
+
     value = os.environ.get(ARRAY_INDEX_ENV)
     if value is None or value == "":
-        return 0
+        return [0]
     try:
-        return int(value)
+        return [int(value)]
     except ValueError:
         raise VsrError(ErrorCode.INVALID_ARGUMENT, f"{ARRAY_INDEX_ENV} is not an integer: {value!r}") from None
 
@@ -53,7 +71,7 @@ class Ownership:
     exact integer form of ``i*T <= (pts - t0) * tb < (i+1)*T``.
     """
 
-    plan: SegmentPlan
+    plan: "SegmentPlan"  # or the manifest view's PlanView: count and segment_time
     t0: int
     time_base: Fraction
 
@@ -82,7 +100,7 @@ class Ownership:
 _SEGMENT_FIELDS = ("index", "chunk", "frames", "pts_lo", "pts_hi")
 
 
-def load_split_index(manifest: Manifest) -> dict:
+def load_split_index(manifest: "Manifest") -> dict:
     uri = layout.split_index(manifest.work)
     if not storage.exists(uri):
         raise VsrError(ErrorCode.STAGE_FAILED, f"split has not run for job {manifest.job_id}: split/index.json missing")

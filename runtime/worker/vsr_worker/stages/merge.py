@@ -18,20 +18,25 @@ import contextlib
 import heapq
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
-from typing import Dict, Iterator, List, NamedTuple, Optional
+from typing import TYPE_CHECKING, Dict, Iterator, List, NamedTuple, Optional
 
 import av
 
-from vsr_client.contract import OUTPUT_FORMATS, ErrorCode, Manifest, VsrError
+from vsr_client.codes import OUTPUT_FORMATS, ErrorCode, VsrError
 from vsr_worker import errors, integrity, layout, storage
 from vsr_worker.integrity import PtsDigest
 from vsr_worker.media.mp4 import DISCARD_ALL, mp4_options, rescale_exact
 from vsr_worker.media.probe import open_video, primary_video_stream
 from vsr_worker.progress import ProgressWriter
 from vsr_worker.stages.common import load_split_index, read_record
+from vsr_worker.timings import Timings, process_age
+
+if TYPE_CHECKING:
+    from vsr_client.contract import Manifest  # or the light vsr_client.manifest_view.ManifestView
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,10 @@ def output_format(uri: str) -> str:
 
 
 def run_merge(manifest: Manifest) -> dict:
+    timings = Timings()
+    age = process_age()
+    if age is not None:
+        timings.add("startup", age)
     done = _already_merged(manifest)
     if done is not None:
         log.info("job %s already merged into %s: nothing to do", manifest.job_id, done["output"])
@@ -51,17 +60,20 @@ def run_merge(manifest: Manifest) -> dict:
     progress = ProgressWriter(manifest.work, "merge", total=split["frames"])
     output = manifest.output
     fmt = output_format(output)
-    with storage.input_file(manifest.source) as src_path, contextlib.ExitStack() as stack:
-        parts = [stack.enter_context(integrity.fetched(r.record["part"], r.label)) for r in records]  # once
-        _verify_parts(records, parts)  # before anything of them is muxed
+    with contextlib.ExitStack() as stack:
+        with timings.phase("storage"):
+            src_path = stack.enter_context(storage.input_file(manifest.source))
+            parts = [stack.enter_context(integrity.fetched(r.record["part"], r.label)) for r in records]  # once
+        with timings.phase("verify"):
+            _verify_parts(records, parts)  # before anything of them is muxed
         try:
-            written = _write(manifest, split, src_path, parts, records, output, fmt, progress)
+            written = _write(manifest, split, src_path, parts, records, output, fmt, progress, timings)
         except _NeedsMatroska as exc:
             # MP4 cannot hold one of the source's streams (e.g. SubRip/ASS subtitles, PCM):
             # keep every stream and switch container rather than drop anything.
             output = storage.with_suffix(output, ".mkv")
             log.warning("%s; writing Matroska to %s instead", exc, output)
-            written = _write(manifest, split, src_path, parts, records, output, "matroska", progress)
+            written = _write(manifest, split, src_path, parts, records, output, "matroska", progress, timings)
     result = {
         "output": output,
         "format": written["format"],
@@ -70,12 +82,13 @@ def run_merge(manifest: Manifest) -> dict:
         "streams": written["streams"],
         "warnings": written["warnings"],
     }
-    storage.write_json(layout.result(manifest.work), result)
-    progress.finish()
-    if manifest.task == "inference" and not manifest.keep_intermediates:
-        # The result is safe: drop the segments and parts; manifest, progress and result stay.
-        for prefix in (layout.split_dir(manifest.work), layout.upscaled_dir(manifest.work)):
-            storage.remove_tree(prefix)
+    with timings.phase("storage"):
+        storage.write_json(layout.result(manifest.work), result)
+        if manifest.task == "inference" and not manifest.keep_intermediates:
+            # The result is safe: drop the segments and parts; manifest, progress and result stay.
+            for prefix in (layout.split_dir(manifest.work), layout.upscaled_dir(manifest.work)):
+                storage.remove_tree(prefix)
+    progress.finish(timings=timings.to_json())
     return result
 
 
@@ -139,6 +152,7 @@ def _write(
     output: str,
     fmt: str,
     progress: ProgressWriter,
+    timings: Timings,
 ) -> dict:
     tb = Fraction(split["time_base"])
     probe = split["probe"]
@@ -165,19 +179,30 @@ def _write(
                             ErrorCode.UNSUPPORTED_CODEC, f"cannot write the source's streams: {exc}"
                         ) from None
                     taken = _TakenFrames(records, tb)
-                    for _, _, packet, target in heapq.merge(
-                        _video_packets(part_containers, v_out, taken),
-                        _source_packets(source, others, mapping),
-                    ):
+                    packets = heapq.merge(
+                        _video_packets(part_containers, v_out, taken), _source_packets(source, others, mapping)
+                    )
+                    clock = time.perf_counter
+                    demuxing = muxing = 0.0
+                    mark = clock()
+                    for _, _, packet, target in packets:  # timed inline: a with-block per packet costs more
+                        muxed = clock()
                         packet.stream = target
                         out.mux(packet)
+                        demuxing, muxing, mark = demuxing + muxed - mark, muxing + clock() - muxed, clock()
                         if target is v_out:
                             progress.advance()
+                    timings.add("demux", demuxing)
+                    closing = clock()
+                timings.add("mux", muxing + time.perf_counter() - closing)  # with the trailer
                 taken.finish()
                 frames = len(taken.pts)
                 if frames != split["frames"]:
                     raise VsrError(ErrorCode.STAGE_FAILED, f"merged {frames} frames, source has {split['frames']}")
-                _check_output(tmp, taken.pts, tb, fmt)  # before it is renamed or uploaded into place
+                with timings.phase("verify"):
+                    _check_output(tmp, taken.pts, tb, fmt)  # before it is renamed or uploaded into place
+                stored = time.perf_counter()
+            timings.add("storage", time.perf_counter() - stored)  # rename or upload
     return {"format": fmt, "frames": frames, "streams": 1 + len(others), "warnings": []}
 
 
@@ -251,22 +276,24 @@ def _copy_disposition(src: av.stream.Stream, dst: av.stream.Stream) -> None:
         pass
 
 
-def _decode_time(packet: av.Packet) -> float:
-    """Seconds, as a float: only the interleaving order depends on it."""
+def _decode_time(packet: av.Packet, num: int, den: int) -> float:
+    """Seconds, as a float (``num/den``: the stream's time base, read once per stream rather
+    than as a Fraction per packet): only the interleaving order depends on it."""
     ts = packet.dts if packet.dts is not None else packet.pts
-    return float((ts or 0) * packet.time_base)
+    return (ts or 0) * num / den
 
 
 def _video_packets(parts: list, target: av.stream.Stream, taken: _TakenFrames) -> Iterator[tuple]:
     seq = 0
     for number, part in enumerate(parts):
         vs = primary_video_stream(part)
+        tb = Fraction(vs.time_base)
         for packet in part.demux(vs):
             if packet.size == 0:
                 continue
             taken.take(number, packet)
             seq += 1
-            yield _decode_time(packet), seq, packet, target
+            yield _decode_time(packet, tb.numerator, tb.denominator), seq, packet, target
 
 
 def _source_packets(source: av.container.InputContainer, streams: list, mapping: dict) -> Iterator[tuple]:
@@ -276,12 +303,14 @@ def _source_packets(source: av.container.InputContainer, streams: list, mapping:
     for stream in source.streams:
         if stream not in streams:
             stream.discard = DISCARD_ALL  # the demuxer then skips the source's video data
+    bases = {s.index: Fraction(s.time_base) for s in streams}
     for packet in source.demux(*streams):
         if packet.size == 0:
             continue
         seq += 1
+        tb = bases[packet.stream.index]
         # Ties go to video (sequence numbers start lower there), a stable choice.
-        yield _decode_time(packet), (1 << 62) + seq, packet, mapping[packet.stream.index]
+        yield _decode_time(packet, tb.numerator, tb.denominator), (1 << 62) + seq, packet, mapping[packet.stream.index]
 
 
 def _check_joinable(parts: list) -> None:

@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import av
 
-from vsr_client.contract import ErrorCode, Manifest, VsrError
+from vsr_client.codes import ErrorCode, VsrError
 from vsr_worker import layout, storage
 from vsr_worker.integrity import PtsDigest
 from vsr_worker.media.mp4 import DISCARD_ALL, mp4_options
 from vsr_worker.media.probe import VideoInfo, open_video, probe
 from vsr_worker.progress import ProgressWriter
 from vsr_worker.stages.common import Ownership
+from vsr_worker.timings import Timings, process_age
+
+if TYPE_CHECKING:
+    from vsr_client.contract import Manifest  # or the light vsr_client.manifest_view.ManifestView
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +49,8 @@ def _copy(packet: av.Packet) -> av.Packet:
 
 
 class _ChunkWriter:
-    def __init__(self, uri: str, template: av.video.stream.VideoStream, fmt: str):
+    def __init__(self, uri: str, template: av.video.stream.VideoStream, fmt: str, timings: Timings):
+        self._timings = timings
         self._ctx = storage.output_file(uri)
         self._path: Path = self._ctx.__enter__()
         opts = mp4_options(template.time_base) if fmt == "mp4" else {}
@@ -53,18 +59,25 @@ class _ChunkWriter:
         self._stream.time_base = template.time_base
         self.packets = 0
         self.bytes = 0  # the finished chunk's size, recorded in the index for upscale to check
+        self.muxing = 0.0  # seconds in mux(), added to the stage's timings on close
         self.written_of_last_gop = 0  # how many packets of the latest GOP it was given
 
     def mux(self, packet: av.Packet) -> None:
         packet.stream = self._stream
+        started = time.perf_counter()  # inline: a with-block per packet costs more than the timing is worth
         self._out.mux(packet)
+        self.muxing += time.perf_counter() - started
         self.packets += 1
 
     def close(self, ok: bool = True) -> None:
-        self._out.close()
+        with self._timings.phase("mux"):
+            self._out.close()
+        self._timings.add("mux", self.muxing)
+        self.muxing = 0.0
         if ok:
             self.bytes = self._path.stat().st_size
-            self._ctx.__exit__(None, None, None)
+            with self._timings.phase("storage"):
+                self._ctx.__exit__(None, None, None)
         else:
             with contextlib.suppress(Exception):
                 self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
@@ -88,13 +101,20 @@ def _execute(writes: List[_Write], packets: List[av.Packet]) -> None:
 
 
 def run_split(manifest: Manifest) -> dict:
-    with storage.input_file(manifest.source) as src:
-        info = probe(src)
-        with open_video(src) as container:
-            return _split(manifest, info, container)
+    timings = Timings()
+    age = process_age()
+    if age is not None:
+        timings.add("startup", age)
+    with contextlib.ExitStack() as stack:
+        with timings.phase("storage"):
+            src = stack.enter_context(storage.input_file(manifest.source))
+        with timings.phase("probe"):
+            info = probe(src)
+        container = stack.enter_context(open_video(src))
+        return _split(manifest, info, container, timings)
 
 
-def _split(manifest: Manifest, info: VideoInfo, container: av.container.InputContainer) -> dict:
+def _split(manifest: Manifest, info: VideoInfo, container: av.container.InputContainer, timings: Timings) -> dict:
     vs = container.streams[info.video_index]
     for other in container.streams:
         if other is not vs:
@@ -134,7 +154,7 @@ def _split(manifest: Manifest, info: VideoInfo, container: av.container.InputCon
             last = max(i for i, o in enumerate(owners) if o == seg)
             w = writers.get(seg)
             if w is None:
-                w = writers[seg] = _ChunkWriter(layout.chunk(manifest.work, seg, ext), vs, fmt)
+                w = writers[seg] = _ChunkWriter(layout.chunk(manifest.work, seg, ext), vs, fmt, timings)
                 leads = key_pts is not None and any(o == seg and p.pts < key_pts for o, p in zip(owners, gop))
                 if leads and prev_gop:  # open GOP: leading pictures reference the previous GOP
                     prev_writes.append((w, 0, len(prev_gop)))
@@ -151,7 +171,7 @@ def _split(manifest: Manifest, info: VideoInfo, container: av.container.InputCon
         pending = cur_writes
 
     try:
-        for packet in container.demux(vs):
+        for packet in timings.timed(container.demux(vs), "demux"):
             if packet.size == 0:
                 continue
             if packet.pts is None:
@@ -205,9 +225,10 @@ def _split(manifest: Manifest, info: VideoInfo, container: av.container.InputCon
         "frames": total,
         "segments": segments,
     }
-    if manifest.task == "debug":
-        storage.write_json(layout.debug(manifest.work, "probe.json"), info.to_json())
-    storage.write_json(layout.split_index(manifest.work), index)
-    progress.finish()
+    with timings.phase("storage"):
+        if manifest.task == "debug":
+            storage.write_json(layout.debug(manifest.work, "probe.json"), info.to_json())
+        storage.write_json(layout.split_index(manifest.work), index)
+    progress.finish(timings=timings.to_json())
     log.info("split %s: %d frames into %d segments", manifest.source, total, plan.count)
     return index

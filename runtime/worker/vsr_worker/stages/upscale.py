@@ -1,7 +1,13 @@
 """Upscale: decode one segment's chunk, keep the frames it owns, upscale, encode.
 
 Output frames carry the source's exact timestamps (encoder time base = source time base).
-Decode, inference and encode run in three threads joined by bounded queues.
+Decode, inference and encode run in threads joined by bounded queues: the decode thread also
+converts frames to RGB tensors, the inference threads convert their results back to YUV
+frames, and the encode thread only encodes. A backend that serves concurrent callers (ncnn:
+one per core; cuda: one per CUDA stream) gets that many inference threads, each on its own
+frames, whose results are put back in order: no thread waits for another between frames.
+Where the time went (start-up, model load, each thread's phases and busy fraction) is stored
+with the segment's record (``vsr_worker.timings``).
 
 Spot-safe: the frames are encoded into checkpoint parts of ``VSR_CHECKPOINT_FRAMES``
 frames, each stored (with a small JSON record after it: frames, size, SHA-256, codec header;
@@ -13,14 +19,16 @@ are fixed, the result is identical to an uninterrupted run.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import logging
 import os
 import re
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
 import av
 import torch
@@ -37,6 +45,7 @@ from vsr_worker.media.still import png_bytes
 from vsr_worker.pipeline import ThreadedSink, threaded
 from vsr_worker.progress import ProgressWriter
 from vsr_worker.stages.common import load_split_index, read_record
+from vsr_worker.timings import Timings, process_age
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +57,46 @@ def worker_threads() -> int:
     return max(1, int(os.environ.get(THREADS_ENV) or os.cpu_count() or 1))
 
 
-def batch_size() -> int:
-    return max(1, int(os.environ.get("VSR_BATCH", "4")))
+def batch_size(preferred: Optional[int] = None) -> int:
+    """Frames per inference call: VSR_BATCH, else what the backend prefers, else 4."""
+    return max(1, int(os.environ.get("VSR_BATCH") or preferred or 4))
 
 
 def checkpoint_frames() -> int:
     return max(1, int(os.environ.get("VSR_CHECKPOINT_FRAMES", "240")))
 
 
+# Upscaled YUV frames waiting for the encoder (12 MB each at 3840x2160, 8-bit).
+ENCODE_QUEUE = 8
+
+
+# One runner per model, scale, device and VSR_* settings per process: a worker given several
+# segments loads its model once.
+_RUNNERS: Dict[Tuple[Any, ...], Any] = {}
+_startup_reported = False
+
+
+def _runner(manifest: Manifest, timings: Timings) -> Any:
+    settings = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("VSR_")))
+    key = (manifest.model, manifest.scale, manifest.device, settings)
+    if key not in _RUNNERS:
+        # Before the backend exists: the ncnn backend then lowers torch's own threads to 1,
+        # and that must hold for every later segment of this process too.
+        torch.set_num_threads(worker_threads())
+        with timings.phase("model_load"):
+            # Tiled, batched inference on the manifest's backend (docs/models.md); same contract as a model.
+            _RUNNERS[key] = make_runner(manifest.model, manifest.scale, manifest.device, workers=worker_threads())
+    return _RUNNERS[key]
+
+
 def run_upscale(manifest: Manifest, index: int) -> dict:
+    global _startup_reported
+    timings = Timings()
+    if not _startup_reported:  # paid once per process, by its first segment
+        _startup_reported = True
+        age = process_age()
+        if age is not None:
+            timings.add("startup", age)
     split = load_split_index(manifest)
     segments = split["segments"]
     if not 0 <= index < len(segments):
@@ -77,9 +117,8 @@ def run_upscale(manifest: Manifest, index: int) -> dict:
     progress = ProgressWriter(manifest.work, "upscale", index, total=seg["frames"])
     result: dict = {"index": index, "frames": 0, "parts": []}
     if seg["frames"]:
-        torch.set_num_threads(worker_threads())
         started = time.perf_counter()
-        upscaler = _SegmentUpscaler(manifest, seg, Fraction(split["time_base"]), progress, done_parts)
+        upscaler = _SegmentUpscaler(manifest, seg, Fraction(split["time_base"]), progress, done_parts, timings)
         parts = upscaler.run()
         frames = sum(p["frames"] for p in parts)
         if frames != seg["frames"]:
@@ -92,11 +131,13 @@ def run_upscale(manifest: Manifest, index: int) -> dict:
             "frames": frames,
             "parts": [p["part"] for p in parts],
             "resumed_parts": len(done_parts),
-            "model_seconds": round(upscaler.model_seconds, 4),
+            # Seconds in the model per inference thread (they run side by side).
+            "model_seconds": round(timings.seconds.get("inference", 0.0) / timings.pool_sizes.get("inference", 1), 4),
             "stage_seconds": round(time.perf_counter() - started, 4),
+            "timings": timings.to_json(),
         }
     storage.write_json(info_uri, result)
-    progress.finish()
+    progress.finish(timings=timings.to_json())
     return result
 
 
@@ -207,11 +248,19 @@ class _PartWriter:
     """One checkpoint part: an encoder and an MP4 that is stored whole or not at all."""
 
     def __init__(
-        self, uri: str, manifest: Manifest, source: av.VideoFrame, spec: ColorSpec, tb: Fraction, rate: Any
+        self,
+        uri: str,
+        manifest: Manifest,
+        source: av.VideoFrame,
+        spec: ColorSpec,
+        tb: Fraction,
+        rate: Any,
+        timings: Timings,
     ) -> None:
         """``source``: a decoded source frame, for the output size and colour tags."""
         self.uri = uri
         self.frames = 0
+        self._timings = timings
         self._ctx = storage.output_file(uri)
         self._path = self._ctx.__enter__()
         self._out = av.open(str(self._path), "w", format="mp4", options=mp4_options(tb))
@@ -232,8 +281,11 @@ class _PartWriter:
         return self._enc.codec_context.pix_fmt
 
     def encode(self, frame: Optional[av.VideoFrame]) -> None:
-        for packet in self._enc.encode(frame):
-            self._out.mux(packet)
+        with self._timings.phase("encode", "encode"):
+            packets = self._enc.encode(frame)
+        with self._timings.phase("mux", "encode"):
+            for packet in packets:
+                self._out.mux(packet)
         if frame is not None:
             self.frames += 1
 
@@ -241,12 +293,15 @@ class _PartWriter:
         """Flush, close and store the part; its record is taken from the file as written."""
         try:
             self.encode(None)
-            self._out.close()
-            record = integrity.part_record(number, self.uri, self._path, self.frames, label)
+            with self._timings.phase("mux", "encode"):
+                self._out.close()
+            with self._timings.phase("verify", "encode"):
+                record = integrity.part_record(number, self.uri, self._path, self.frames, label)
         except BaseException:
             self.abort()  # nothing of the part is stored, its temp file goes
             raise
-        self._ctx.__exit__(None, None, None)
+        with self._timings.phase("storage", "encode"):
+            self._ctx.__exit__(None, None, None)
         return record
 
     def abort(self) -> None:
@@ -258,17 +313,24 @@ class _PartWriter:
 
 class _SegmentUpscaler:
     def __init__(
-        self, manifest: Manifest, seg: dict, tb: Fraction, progress: ProgressWriter, done_parts: List[dict]
+        self,
+        manifest: Manifest,
+        seg: dict,
+        tb: Fraction,
+        progress: ProgressWriter,
+        done_parts: List[dict],
+        timings: Timings,
     ) -> None:
         self.manifest, self.seg, self.tb, self.progress = manifest, seg, tb, progress
+        self.timings = timings
         self.parts = list(done_parts)
-        self.model_seconds = 0.0
         self._writer: Optional[_PartWriter] = None
         self._per_part = checkpoint_frames()
         self._fault_after = int(os.environ.get(FAULT_ENV) or 0)
         self._stored_here = 0
-        self._sampled = False
         self._new_part: Callable[[], _PartWriter]
+        self._spec: Optional[ColorSpec] = None
+        self._pix_fmt = ""
 
     def run(self) -> List[dict]:
         index = self.seg["index"]
@@ -278,54 +340,100 @@ class _SegmentUpscaler:
             self.progress.advance(skip)
         if skip >= self.seg["frames"]:
             return self.parts
-        # Tiled, batched inference on the manifest's backend (docs/models.md); same contract as a model.
-        model = make_runner(self.manifest.model, self.manifest.scale, self.manifest.device)
-        log.info("segment %d: model %s on backend %s", index, self.manifest.model, model.backend.name)
-        with _open_chunk(self.manifest, self.seg) as src:
-            rate = primary_video_stream(src).average_rate
-            owned = _owned_frames(src, self.tb, self.seg["pts_lo"], self.seg["pts_hi"])
-            decoded = threaded(itertools.islice(owned, skip, None), maxsize=8)  # skipped frames: decode only
-            sink: Optional[ThreadedSink] = None
-            try:
-                first = next(decoded, None)
-                if first is None:
-                    return self.parts
-                spec = ColorSpec.of(first)
-                self._new_part = lambda: _PartWriter(
-                    layout.checkpoint(self.manifest.work, index, len(self.parts)),
-                    self.manifest,
-                    first,
-                    spec,
-                    self.tb,
-                    rate,
-                )
-                self._writer = self._new_part()
-                pix_fmt = self._writer.pix_fmt
-                sink = ThreadedSink(self._encode, maxsize=8)
-                with torch.inference_mode():
-                    for batch in _batches(itertools.chain([first], decoded), batch_size()):
-                        x = torch.stack([frame_to_tensor(f, spec) for f in batch])
-                        t = time.perf_counter()
-                        y = model(x)
-                        self.model_seconds += time.perf_counter() - t
-                        for src_frame, img in zip(batch, y):
-                            out_frame = tensor_to_frame(img, spec, pix_fmt)
-                            out_frame.pts = src_frame.pts
-                            out_frame.time_base = self.tb
-                            sink.put(out_frame)
-                        self._debug_samples(batch, y)
-                        self.progress.advance(len(batch))
-                sink.put(None)
-                sink.close()
-            finally:
-                # Stop the encoder and decoder threads before the containers they use close:
-                # PyAV objects used after close crash the process (seen with a full disk).
-                if sink is not None:
-                    sink.abort()
-                decoded.close()
-                if self._writer is not None:
-                    self._writer.abort()
+        model = _runner(self.manifest, self.timings)
+        backend = getattr(getattr(model, "backend", None), "name", type(model).__name__)
+        log.info("segment %d: model %s on backend %s", index, self.manifest.model, backend)
+        with contextlib.ExitStack() as stack:
+            with self.timings.phase("storage"):
+                src = stack.enter_context(_open_chunk(self.manifest, self.seg))
+            with self.timings.pipeline():
+                self._pipeline(model, src, skip)
         return self.parts
+
+    def _decode(self, frames: Iterator[av.VideoFrame]) -> Iterator[Tuple[av.VideoFrame, torch.Tensor]]:
+        """Runs in the decode thread: decoded frames and their RGB tensors."""
+        spec: Optional[ColorSpec] = None
+        for frame in self.timings.timed(frames, "decode", "decode"):
+            with self.timings.phase("colour_in", "decode"):
+                spec = spec or ColorSpec.of(frame)
+                tensor = frame_to_tensor(frame, spec)
+            yield frame, tensor
+
+    def _pipeline(self, model: Any, src: av.container.InputContainer, skip: int) -> None:
+        index = self.seg["index"]
+        rate = primary_video_stream(src).average_rate
+        owned = _owned_frames(src, self.tb, self.seg["pts_lo"], self.seg["pts_hi"])
+        # Skipped frames (a resumed attempt) are decoded only.
+        decoded = threaded(self._decode(itertools.islice(owned, skip, None)), maxsize=8)
+        sink: Optional[ThreadedSink] = None
+        pool: Optional[ThreadPoolExecutor] = None
+        try:
+            head = next(decoded, None)
+            if head is None:
+                return
+            first = head[0]
+            spec = self._spec = ColorSpec.of(first)
+            self._new_part = lambda: _PartWriter(
+                layout.checkpoint(self.manifest.work, index, len(self.parts)),
+                self.manifest,
+                first,
+                spec,
+                self.tb,
+                rate,
+                self.timings,
+            )
+            with self.timings.phase("encode", "encode"):
+                self._writer = self._new_part()
+            self._pix_fmt = self._writer.pix_fmt
+            workers = max(1, model.parallel)
+            per_call = batch_size(model.frames_per_call)
+            self.timings.pool_sizes["inference"] = workers
+            sink = ThreadedSink(self._encode, maxsize=ENCODE_QUEUE)
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="inference")
+            window: Deque[Future] = collections.deque()
+            for number, batch in enumerate(_batches(itertools.chain([head], decoded), per_call)):
+                window.append(pool.submit(self._infer, model, batch, number == 0))
+                if len(window) > 2 * workers:  # enough queued that no inference thread idles
+                    self._emit(window.popleft(), sink)
+            while window:
+                self._emit(window.popleft(), sink)
+            sink.put(None)
+            sink.close()
+        finally:
+            # Stop the inference, encoder and decoder threads before the containers they use
+            # close: PyAV objects used after close crash the process (seen with a full disk).
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            if sink is not None:
+                sink.abort()
+            decoded.close()
+            if self._writer is not None:
+                self._writer.abort()
+
+    def _infer(self, model: Any, batch: list, first: bool) -> List[av.VideoFrame]:
+        """Runs in an inference thread: the batch upscaled, as frames ready to encode."""
+        assert self._spec is not None
+        with torch.inference_mode():
+            x = torch.stack([tensor for _, tensor in batch])
+            with self.timings.phase("inference", "inference"):
+                y = model(x)
+            if first:
+                self._debug_samples(batch, y)  # before y is scaled in place below
+            out = []
+            with self.timings.phase("colour_out", "inference"):
+                for (src_frame, _), img in zip(batch, y):
+                    frame = tensor_to_frame(img, self._spec, self._pix_fmt, consume=True)
+                    frame.pts = src_frame.pts
+                    frame.time_base = self.tb
+                    out.append(frame)
+            return out
+
+    def _emit(self, result: "Future[List[av.VideoFrame]]", sink: ThreadedSink) -> None:
+        """Hand a batch's upscaled frames to the encode thread, in order."""
+        frames = result.result()
+        for frame in frames:
+            sink.put(frame)
+        self.progress.advance(len(frames))
 
     def _encode(self, frame: Optional[av.VideoFrame]) -> None:
         """Runs in the encoder thread: frames into the current part; a full part is stored."""
@@ -334,7 +442,8 @@ class _SegmentUpscaler:
                 self._store_part()
             return
         if self._writer is None:
-            self._writer = self._new_part()
+            with self.timings.phase("encode", "encode"):
+                self._writer = self._new_part()
         assert self._writer is not None
         self._writer.encode(frame)
         if self._writer.frames >= self._per_part:
@@ -345,7 +454,8 @@ class _SegmentUpscaler:
         writer, self._writer = self._writer, None
         number = len(self.parts)
         record = writer.finish(number, integrity.relative(self.manifest.work, writer.uri))
-        storage.write_json(layout.checkpoint_info(self.manifest.work, self.seg["index"], number), record)
+        with self.timings.phase("storage", "encode"):
+            storage.write_json(layout.checkpoint_info(self.manifest.work, self.seg["index"], number), record)
         self.parts.append(record)
         self._stored_here += 1
         if self._fault_after and self._stored_here >= self._fault_after:
@@ -355,11 +465,10 @@ class _SegmentUpscaler:
 
     def _debug_samples(self, batch: list, upscaled: torch.Tensor) -> None:
         """task=debug: the segment's first frame before and after, as PNG."""
-        if self.manifest.task != "debug" or self._sampled:
+        if self.manifest.task != "debug":
             return
-        self._sampled = True
         index = self.seg["index"]
-        before = batch[0].to_ndarray(format="rgb24")
+        before = batch[0][0].to_ndarray(format="rgb24")
         after = upscaled[0].detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
         for name, image in (("before", before), ("after", after)):
             storage.write_bytes(layout.debug(self.manifest.work, f"seg_{index:05d}_{name}.png"), png_bytes(image))
