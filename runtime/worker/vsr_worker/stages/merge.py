@@ -4,10 +4,11 @@ Video packets come from the parts in order; audio, subtitle and data packets are
 bit-exact from the source; both are interleaved by decode time. The result is written to
 a temporary name and renamed (or uploaded) only when complete.
 
-Nothing damaged is merged (vsr_worker.integrity): every part must match its record (size,
-SHA-256, frame count, codec header) before muxing starts, and while muxing, its timestamps
-must be the ones split found for its segment. The merged file is read back before it is put
-in place: its video timestamps must be the parts', frame for frame. A damaged part fails the
+Nothing damaged is merged (vsr_worker.integrity): every part must match its record (size
+before muxing starts; SHA-256, frame count and codec header on a thread beside the mux, all
+before the result may be published), and while muxing, its timestamps must be the ones split
+found for its segment. The merged file is read back before it is put in place: its video
+timestamps must be the parts', frame for frame. A damaged part fails the
 job with ``corrupt_intermediate`` and stays where it is, with everything else of the job, for
 upscale's next attempt to make again.
 """
@@ -64,16 +65,15 @@ def run_merge(manifest: Manifest) -> dict:
         with timings.phase("storage"):
             src_path = stack.enter_context(storage.input_file(manifest.source))
             parts = [stack.enter_context(integrity.fetched(r.record["part"], r.label)) for r in records]  # once
-        with timings.phase("verify"):
-            _verify_parts(records, parts)  # before anything of them is muxed
+        checks = stack.enter_context(_PartChecks(records, parts))
         try:
-            written = _write(manifest, split, src_path, parts, records, output, fmt, progress, timings)
+            written = _write(manifest, split, src_path, parts, checks, output, fmt, progress, timings)
         except _NeedsMatroska as exc:
             # MP4 cannot hold one of the source's streams (e.g. SubRip/ASS subtitles, PCM):
             # keep every stream and switch container rather than drop anything.
             output = storage.with_suffix(output, ".mkv")
             log.warning("%s; writing Matroska to %s instead", exc, output)
-            written = _write(manifest, split, src_path, parts, records, output, "matroska", progress, timings)
+            written = _write(manifest, split, src_path, parts, checks, output, "matroska", progress, timings)
     result = {
         "output": output,
         "format": written["format"],
@@ -121,13 +121,38 @@ def _part_records(manifest: Manifest, seg: dict) -> List[_Part]:
     return parts
 
 
-def _verify_parts(records: List[_Part], paths: List[Path]) -> None:
-    """Every part against its record, on all cores (hashlib lets go of the GIL while hashing:
-    SHA-256 is most of a merge's added time); the first damaged part in order is reported."""
-    with ThreadPoolExecutor(max_workers=max(1, min(len(paths), os.cpu_count() or 1))) as pool:
-        checks = [pool.submit(integrity.check_part, r.record, path, r.label) for r, path in zip(records, paths)]
-    for check in checks:
-        check.result()
+class _PartChecks:
+    """Every part against its record (size, SHA-256, frame count, codec header).
+
+    Sizes are compared before anything is muxed; the hashes and headers are checked on a
+    thread beside the mux (hashlib and FFmpeg let go of the GIL), which hides most of their
+    cost. Nothing is published before every check has passed: ``wait`` runs before the
+    merged file is read back and put in place. A mux that fails on a damaged part reports
+    the damage (``corrupt_intermediate``), not the demuxer's complaint about it.
+    """
+
+    def __init__(self, records: List[_Part], paths: List[Path]) -> None:
+        self.records = records
+        for record, path in zip(records, paths):
+            size = path.stat().st_size
+            if size != record.record["bytes"]:
+                raise errors.corrupt(f"{record.label} is {size} bytes, {record.record['bytes']} were stored")
+        workers = max(1, min(len(paths), (os.cpu_count() or 2) - 1))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify")
+        self._checks = [
+            self._pool.submit(integrity.check_part, r.record, path, r.label) for r, path in zip(records, paths)
+        ]
+
+    def wait(self) -> None:
+        """Raise the first damaged part's error, in part order."""
+        for check in self._checks:
+            check.result()
+
+    def __enter__(self) -> "_PartChecks":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _already_merged(manifest: Manifest) -> Optional[dict]:
@@ -148,62 +173,85 @@ def _write(
     split: dict,
     src_path: Path,
     parts: list,
-    records: List[_Part],
+    checks: _PartChecks,
     output: str,
     fmt: str,
     progress: ProgressWriter,
     timings: Timings,
 ) -> dict:
-    tb = Fraction(split["time_base"])
     probe = split["probe"]
     with open_video(src_path) as source:
         src_video = source.streams[probe["video_index"]]
         others = [s for s in source.streams if s.index != src_video.index]
-        with contextlib.ExitStack() as stack:
-            part_containers = [stack.enter_context(av.open(str(p))) for p in parts]
-            _check_joinable(part_containers)
-            with storage.output_file(output) as tmp:
-                opts = {}
-                if fmt in ("mp4", "mov"):
-                    counts = [s.frames for s in others]
-                    samples = split["frames"] + sum(counts) if all(counts) else None
-                    opts = mp4_options(tb, faststart=True, samples=samples, tracks=1 + len(others))
-                with av.open(str(tmp), "w", format=fmt, options=opts) as out:
-                    try:
-                        v_out, mapping = _add_streams(out, source, src_video, others, part_containers[0], probe)
-                        out.start_encoding()
-                    except (av.error.FFmpegError, ValueError) as exc:
-                        if fmt != "matroska":
-                            raise _NeedsMatroska(f"{fmt} cannot hold the source's streams ({exc})") from None
-                        raise VsrError(
-                            ErrorCode.UNSUPPORTED_CODEC, f"cannot write the source's streams: {exc}"
-                        ) from None
-                    taken = _TakenFrames(records, tb)
-                    packets = heapq.merge(
-                        _video_packets(part_containers, v_out, taken), _source_packets(source, others, mapping)
-                    )
-                    clock = time.perf_counter
-                    demuxing = muxing = 0.0
-                    mark = clock()
-                    for _, _, packet, target in packets:  # timed inline: a with-block per packet costs more
-                        muxed = clock()
-                        packet.stream = target
-                        out.mux(packet)
-                        demuxing, muxing, mark = demuxing + muxed - mark, muxing + clock() - muxed, clock()
-                        if target is v_out:
-                            progress.advance()
-                    timings.add("demux", demuxing)
-                    closing = clock()
-                timings.add("mux", muxing + time.perf_counter() - closing)  # with the trailer
-                taken.finish()
-                frames = len(taken.pts)
-                if frames != split["frames"]:
-                    raise VsrError(ErrorCode.STAGE_FAILED, f"merged {frames} frames, source has {split['frames']}")
-                with timings.phase("verify"):
-                    _check_output(tmp, taken.pts, tb, fmt)  # before it is renamed or uploaded into place
-                stored = time.perf_counter()
-            timings.add("storage", time.perf_counter() - stored)  # rename or upload
+        try:
+            frames = _mux(split, source, src_video, others, parts, checks, output, fmt, progress, timings)
+        except _NeedsMatroska:
+            raise
+        except Exception:
+            checks.wait()  # a damaged part explains the failure better than what it caused
+            raise
     return {"format": fmt, "frames": frames, "streams": 1 + len(others), "warnings": []}
+
+
+def _mux(
+    split: dict,
+    source: av.container.InputContainer,
+    src_video: av.stream.Stream,
+    others: list,
+    parts: list,
+    checks: _PartChecks,
+    output: str,
+    fmt: str,
+    progress: ProgressWriter,
+    timings: Timings,
+) -> int:
+    """The merged file, checked and then put in place; returns its frame count."""
+    tb = Fraction(split["time_base"])
+    probe = split["probe"]
+    with contextlib.ExitStack() as stack:
+        part_containers = [stack.enter_context(av.open(str(p))) for p in parts]
+        _check_joinable(part_containers)
+        with storage.output_file(output) as tmp:
+            opts = {}
+            if fmt in ("mp4", "mov"):
+                counts = [s.frames for s in others]
+                samples = split["frames"] + sum(counts) if all(counts) else None
+                opts = mp4_options(tb, faststart=True, samples=samples, tracks=1 + len(others))
+            with av.open(str(tmp), "w", format=fmt, options=opts) as out:
+                try:
+                    v_out, mapping = _add_streams(out, source, src_video, others, part_containers[0], probe)
+                    out.start_encoding()
+                except (av.error.FFmpegError, ValueError) as exc:
+                    if fmt != "matroska":
+                        raise _NeedsMatroska(f"{fmt} cannot hold the source's streams ({exc})") from None
+                    raise VsrError(ErrorCode.UNSUPPORTED_CODEC, f"cannot write the source's streams: {exc}") from None
+                taken = _TakenFrames(checks.records, tb)
+                packets = heapq.merge(
+                    _video_packets(part_containers, v_out, taken), _source_packets(source, others, mapping)
+                )
+                clock = time.perf_counter
+                demuxing = muxing = 0.0
+                mark = clock()
+                for _, _, packet, target in packets:  # timed inline: a with-block per packet costs more
+                    muxed = clock()
+                    packet.stream = target
+                    out.mux(packet)
+                    demuxing, muxing, mark = demuxing + muxed - mark, muxing + clock() - muxed, clock()
+                    if target is v_out:
+                        progress.advance()
+                timings.add("demux", demuxing)
+                closing = clock()
+            timings.add("mux", muxing + time.perf_counter() - closing)  # with the trailer
+            taken.finish()
+            frames = len(taken.pts)
+            if frames != split["frames"]:
+                raise VsrError(ErrorCode.STAGE_FAILED, f"merged {frames} frames, source has {split['frames']}")
+            with timings.phase("verify"):
+                checks.wait()  # every part intact: only now may the result be put in place
+                _check_output(tmp, taken.pts, tb, fmt)
+            stored = time.perf_counter()
+        timings.add("storage", time.perf_counter() - stored)  # rename or upload
+    return frames
 
 
 class _TakenFrames:
