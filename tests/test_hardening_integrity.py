@@ -32,6 +32,16 @@ def _appended(job: Job) -> None:  # the file still opens and demuxes: only its h
         f.write(os.urandom(20 * 1024))
 
 
+def _bit_rot(job: Job) -> None:
+    """Same size, same boxes: 64 bytes of one frame's payload flipped. It demuxes and muxes like
+    a good part; only its SHA-256 (checked beside the mux) tells."""
+    data = bytearray((job.work / TARGET).read_bytes())
+    mdat = data.find(b"mdat")
+    middle = mdat + (len(data) - mdat) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    (job.work / TARGET).write_bytes(bytes(data))
+
+
 def _truncated(job: Job) -> None:
     data = (job.work / TARGET).read_bytes()
     (job.work / TARGET).write_bytes(data[: len(data) // 2])
@@ -67,6 +77,7 @@ def _part_missing(job: Job) -> None:
 DAMAGE: dict[str, Callable[[Job], None]] = {
     "random_bytes": _random,
     "random_bytes_appended": _appended,
+    "bit_rot_inside_a_frame": _bit_rot,
     "truncated": _truncated,
     "swapped_from_another_segment": _swapped,
     "swapped_with_its_record": _swapped_with_record,
