@@ -192,5 +192,8 @@ def test_server_can_require_an_api_key(tmp_path: Path) -> None:
         with pytest.raises(Unauthorized):
             Client(srv.url, retries=0).jobs()
         assert Client(srv.url, api_key="s3cret").jobs() == []
+        # With a key, any Host is answered (a LAN name, a proxy's): the key guards the server.
+        named = requests.get(f"{srv.url}/jobs", headers={"Host": "box.lan:8080", "x-api-key": "s3cret"}, timeout=5)
+        assert named.status_code == 200 and named.json()["jobs"] == []
     finally:
         srv.close()

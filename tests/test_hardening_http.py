@@ -135,7 +135,8 @@ def test_a_body_that_stops_half_way_gets_408_and_stores_nothing(server: LocalSer
     target = requests.post(server.url + "/uploads", json={"key": "inputs/half.mp4", "size": 1000}, timeout=5).json()
     path = target["url"][len(server.url) :]
     with socket.create_connection(host_port(server.url)) as sock:
-        sock.sendall(f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode() + b"x" * 10)
+        host = server.url.split("//", 1)[1]
+        sock.sendall(f"PUT {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1000\r\n\r\n".encode() + b"x" * 10)
         response = parse_response(read_all(sock, timeout=LIMITS.body_idle_timeout + 4))
     assert (response.status, response.json()["error"]["code"]) == (408, "request_timeout")
     folder = server.api.data_dir / "inputs"
@@ -148,7 +149,9 @@ def test_a_body_that_stops_half_way_gets_408_and_stores_nothing(server: LocalSer
 
 def test_an_api_body_that_stops_half_way_gets_408(server: LocalServer) -> None:
     with socket.create_connection(host_port(server.url)) as sock:
-        head = b"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+        host = server.url.split("//", 1)[1].encode()
+        head = b"POST /jobs HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n" % host
+        head += b"Content-Length: 200\r\n\r\n"
         sock.sendall(head + b"{")
         response = parse_response(read_all(sock, timeout=LIMITS.body_idle_timeout + 4))
     assert (response.status, response.json()["error"]["code"]) == (408, "request_timeout")

@@ -116,9 +116,25 @@ def test_presigned_urls_name_the_loopback_host_the_client_used(server: LocalServ
     assert request(server, "PUT", url, {"Host": f"localhost:{port}"}, b"abcd")[0] == 200
 
 
-def test_a_host_that_is_not_loopback_gets_the_address_the_server_is_bound_to(server: LocalServer) -> None:
+def test_a_server_without_an_api_key_refuses_a_host_that_is_not_loopback(server: LocalServer) -> None:
+    # DNS rebinding: a page whose name now resolves to 127.0.0.1 reaches this port as "same
+    # origin", but its requests still carry its own name in Host. Nothing it asks is answered.
+    before = sorted(p.relative_to(server.api.data_dir) for p in server.api.data_dir.rglob("*"))
+    port = urlsplit(server.url).port
+    for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.nip.io", "user@localhost", "localhost/x", ""):
+        for method, path, body in (("GET", "/jobs", None), ("POST", "/uploads", b'{"filename": "a.mp4", "size": 4}')):
+            sent = {"Host": host, "Content-Type": "application/json"}
+            status, _, answer = request(server, method, path, sent, body)
+            assert status == 403 and json.loads(answer)["error"]["code"] == "host_not_allowed", (host, answer)
+        status, _, answer = request(server, "GET", server.api.storage.download_url("clip.mp4"), {"Host": host})
+        assert status == 403, host
+    assert sorted(p.relative_to(server.api.data_dir) for p in server.api.data_dir.rglob("*")) == before
+
+
+def test_a_host_that_is_not_loopback_gets_the_address_the_server_is_bound_to() -> None:
+    # A server with an API key answers any Host; its URLs then name the address it is bound to.
     for host in ("evil.example", "evil.example:80", "user@localhost", "localhost/x", ""):
-        assert upload_url(server, host).startswith(server.url + "/files/"), host
+        assert origin_for(host, "http://127.0.0.1:8080") == "http://127.0.0.1:8080", host
 
 
 def test_a_server_bound_to_a_name_or_every_interface_trusts_that_name_or_any() -> None:

@@ -330,13 +330,14 @@ def test_page_asks_for_the_api_key_and_keeps_it_only_in_the_tab(driver, keyed_se
 
 
 @browser
-def test_the_api_reference_renders_offline_and_lists_every_operation(driver, server: LocalServer) -> None:
+def test_the_api_reference_renders_offline_and_lists_every_operation(driver, keyed_server: LocalServer) -> None:
     from selenium.webdriver.common.by import By
 
     network(driver)
     driver.get_log("browser")
     # By a name that is not loopback's: Swagger UI's defaults would then fetch a validator badge.
-    driver.get(f"http://{LOCAL_NAME}:{urlsplit(server.url).port}/docs")
+    # (Only a server with an API key answers such a name; the docs need no key.)
+    driver.get(f"http://{LOCAL_NAME}:{urlsplit(keyed_server.url).port}/docs")
     wait_for(lambda: driver.execute_script("return document.body.dataset.docs") == "rendered", 30, "Swagger UI")
     blocks = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, ".opblock"), 10, "the operations")
     shown = {
@@ -353,6 +354,19 @@ def test_the_api_reference_renders_offline_and_lists_every_operation(driver, ser
         urlsplit(e["params"]["request"]["url"]).path for e in events if e["method"] == "Network.requestWillBeSent"
     }
     assert {"/docs", "/docs/swagger-ui-bundle.js", "/openapi.json"} <= loaded
+
+
+@browser
+def test_a_page_rebound_to_loopback_cannot_read_an_open_server(driver, server: LocalServer) -> None:
+    # DNS rebinding as a browser does it: LOCAL_NAME resolves to 127.0.0.1, so a page served
+    # under that name is "same origin" with the server; the server refuses that Host.
+    driver.get(f"http://{LOCAL_NAME}:{urlsplit(server.url).port}/")
+    assert driver.execute_script("return fetch('/jobs').then(r => r.status)") == 403
+    body = json.loads(driver.execute_script("return fetch('/jobs').then(r => r.text())"))
+    assert body["error"]["code"] == "host_not_allowed"
+    # The same browser, by a loopback name, is served.
+    driver.get(f"http://127.0.0.1:{urlsplit(server.url).port}/")
+    assert driver.execute_script("return fetch('/jobs').then(r => r.status)") == 200
 
 
 SEEK = """

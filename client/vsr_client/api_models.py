@@ -55,6 +55,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.BODY_TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.HOST_NOT_ALLOWED: 403,
     ErrorCode.JOB_NOT_FOUND: 404,
     ErrorCode.ROUTE_NOT_FOUND: 404,
     ErrorCode.IDEMPOTENCY_CONFLICT: 409,

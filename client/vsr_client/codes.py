@@ -64,6 +64,7 @@ class ErrorCode(str, Enum):
     BODY_TOO_LARGE = "body_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     UNAUTHORIZED = "unauthorized"
+    HOST_NOT_ALLOWED = "host_not_allowed"  # local server without an API key: a Host that is not loopback
     JOB_NOT_FOUND = "job_not_found"
     ROUTE_NOT_FOUND = "route_not_found"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
@@ -140,6 +141,7 @@ ERROR_EXIT_CODES: dict[ErrorCode, ExitCode] = {
     ErrorCode.JOB_NOT_FOUND: ExitCode.NO_INPUT,
     ErrorCode.JOB_NOT_CANCELLABLE: ExitCode.FAILURE,
     ErrorCode.UNAUTHORIZED: ExitCode.NO_PERMISSION,
+    ErrorCode.HOST_NOT_ALLOWED: ExitCode.NO_PERMISSION,
     ErrorCode.THROTTLED: ExitCode.TEMPFAIL,
     ErrorCode.REQUEST_TIMEOUT: ExitCode.TEMPFAIL,  # the request reached the server too slowly: send it again
     ErrorCode.SUBMIT_FAILED: ExitCode.UNAVAILABLE,

@@ -108,7 +108,7 @@ def build_http_app(
     routes.append(_ProxyRoute(LambdaProxy(handler, api_key, body_idle_timeout), routes))
     return Starlette(
         routes=routes,
-        middleware=[Middleware(OriginMiddleware, bound_url=storage.base_url)],
+        middleware=[Middleware(OriginMiddleware, bound_url=storage.base_url, loopback_only=api_key is None)],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )

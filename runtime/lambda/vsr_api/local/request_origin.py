@@ -9,17 +9,28 @@ that host may be trusted: a loopback name or address, the host the server is bou
 host when it is bound to every interface (0.0.0.0 or ::). Any other ``Host`` gets the bound
 address. Presigned URLs stay signed either way: the signature covers method, key and expiry,
 not the host.
+
+A server that runs open (no API key: loopback only) answers only requests whose ``Host`` is a
+loopback name or address (``host_not_allowed``, 403, otherwise). That stops DNS rebinding: a
+web page whose own name has been re-pointed at 127.0.0.1 could otherwise read this server as
+same-origin (list the jobs, download their results); its requests still say its own name.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from contextvars import ContextVar
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from vsr_api.local.asgi_adapter import json_error
+from vsr_client.contract import ErrorCode, VsrError
+
+log = logging.getLogger(__name__)
 
 # host[:port], the host a DNS name, an IPv4 address or a bracketed IPv6 address: nothing else
 # (no user info, path or spaces) may reach a URL.
@@ -55,6 +66,16 @@ def origin_for(host_header: str | None, bound_url: str) -> str:
     return bound_url
 
 
+def open_server_answers(host_header: str | None) -> bool:
+    """Whether a server with no API key answers a request that sent ``Host: host_header``: a
+    loopback name or address, or no ``Host`` at all (HTTP/1.0; a browser always sends one)."""
+    if host_header is None:
+        return True
+    if not _HOST_HEADER.fullmatch(host_header):
+        return False
+    return is_loopback(urlsplit(f"//{host_header}").hostname or "")
+
+
 def current_origin(default: str) -> str:
     """The origin of the request being served (``default`` outside a request)."""
     return _origin.get() or default
@@ -62,17 +83,29 @@ def current_origin(default: str) -> str:
 
 class OriginMiddleware:
     """Sets the request's origin for everything that runs on its behalf (the handler's worker
-    thread included: anyio copies the context into it)."""
+    thread included: anyio copies the context into it); ``loopback_only`` (a server with no API
+    key) refuses a ``Host`` that is not loopback."""
 
-    def __init__(self, app: ASGIApp, bound_url: str) -> None:
+    def __init__(self, app: ASGIApp, bound_url: str, loopback_only: bool = False) -> None:
         self.app = app
         self.bound_url = bound_url
+        self.loopback_only = loopback_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token = _origin.set(origin_for(Headers(scope=scope).get("host"), self.bound_url))
+        host = Headers(scope=scope).get("host")
+        if self.loopback_only and not open_server_answers(host):
+            log.warning("refused a request for Host %r: this server runs without an API key", (host or "")[:100])
+            refusal = VsrError(
+                ErrorCode.HOST_NOT_ALLOWED,
+                "this server runs without an API key and answers only requests sent to localhost, "
+                "127.0.0.1 or [::1]; to serve other names, start it with --api-key",
+            )
+            await json_error(refusal, close=True)(scope, receive, send)
+            return
+        token = _origin.set(origin_for(host, self.bound_url))
         try:
             await self.app(scope, receive, send)
         finally:
