@@ -131,6 +131,18 @@ def test_a_server_without_an_api_key_refuses_a_host_that_is_not_loopback(server:
     assert sorted(p.relative_to(server.api.data_dir) for p in server.api.data_dir.rglob("*")) == before
 
 
+def test_a_server_without_an_api_key_refuses_pages_of_other_sites(server: LocalServer) -> None:
+    # Cross-site request forgery: a page anywhere may POST a "simple" (text/plain) request to
+    # 127.0.0.1, and the API reads such a body as JSON. The browser's Origin header gives it away.
+    body = b'{"filename": "a.mp4", "size": 4}'
+    for origin in ("https://evil.example", "http://127.0.0.1.evil.example", "null"):
+        status, _, answer = request(server, "POST", "/uploads", {"Origin": origin, "Content-Type": "text/plain"}, body)
+        assert status == 403 and json.loads(answer)["error"]["code"] == "host_not_allowed", (origin, answer)
+    port = urlsplit(server.url).port
+    for origin in (f"http://127.0.0.1:{port}", f"http://localhost:{port}", "http://[::1]:3000"):
+        assert request(server, "POST", "/uploads", {"Origin": origin, "Content-Type": "text/plain"}, body)[0] == 201
+
+
 def test_a_host_that_is_not_loopback_gets_the_address_the_server_is_bound_to() -> None:
     # A server with an API key answers any Host; its URLs then name the address it is bound to.
     for host in ("evil.example", "evil.example:80", "user@localhost", "localhost/x", ""):

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -357,13 +358,26 @@ def test_the_api_reference_renders_offline_and_lists_every_operation(driver, key
 
 
 @browser
-def test_a_page_rebound_to_loopback_cannot_read_an_open_server(driver, server: LocalServer) -> None:
+def test_a_page_rebound_to_loopback_cannot_read_an_open_server(driver, server: LocalServer, clip: Path) -> None:
     # DNS rebinding as a browser does it: LOCAL_NAME resolves to 127.0.0.1, so a page served
     # under that name is "same origin" with the server; the server refuses that Host.
     driver.get(f"http://{LOCAL_NAME}:{urlsplit(server.url).port}/")
     assert driver.execute_script("return fetch('/jobs').then(r => r.status)") == 403
     body = json.loads(driver.execute_script("return fetch('/jobs').then(r => r.text())"))
     assert body["error"]["code"] == "host_not_allowed"
+    # Nor can that page (or any other site) make the open server work by a "simple" cross-site
+    # POST (text/plain: no preflight; the response is opaque, but the request would be served).
+    shutil.copy(clip, server.api.data_dir / "csrf.mp4")
+    before = requests.get(server.url + "/jobs", timeout=10).json()["jobs"]
+    sent = driver.execute_async_script(
+        """const [url, done] = arguments;
+        fetch(url, {method: 'POST', mode: 'no-cors', headers: {'Content-Type': 'text/plain'},
+                    body: JSON.stringify({key: 'csrf.mp4', model: 'bicubic'})})
+          .then(r => done(r.type), e => done(String(e)));""",
+        f"http://127.0.0.1:{urlsplit(server.url).port}/",
+    )
+    assert sent == "opaque"  # it went out
+    assert requests.get(server.url + "/jobs", timeout=10).json()["jobs"] == before  # and started nothing
     # The same browser, by a loopback name, is served.
     driver.get(f"http://127.0.0.1:{urlsplit(server.url).port}/")
     assert driver.execute_script("return fetch('/jobs').then(r => r.status)") == 200

@@ -11,9 +11,12 @@ address. Presigned URLs stay signed either way: the signature covers method, key
 not the host.
 
 A server that runs open (no API key: loopback only) answers only requests whose ``Host`` is a
-loopback name or address (``host_not_allowed``, 403, otherwise). That stops DNS rebinding: a
-web page whose own name has been re-pointed at 127.0.0.1 could otherwise read this server as
-same-origin (list the jobs, download their results); its requests still say its own name.
+loopback name or address, and whose ``Origin``, when a browser sends one, is a loopback origin
+(``host_not_allowed``, 403, otherwise). The first stops DNS rebinding: a web page whose own
+name has been re-pointed at 127.0.0.1 could otherwise read this server as same-origin (list
+the jobs, download their results); its requests still say its own name. The second stops
+cross-site request forgery: the API accepts a JSON body sent as ``text/plain`` (what ``curl
+-d`` and simple clients send), which any web page may POST to 127.0.0.1 without a preflight.
 """
 
 from __future__ import annotations
@@ -76,6 +79,15 @@ def open_server_answers(host_header: str | None) -> bool:
     return is_loopback(urlsplit(f"//{host_header}").hostname or "")
 
 
+def open_server_accepts_origin(origin_header: str | None) -> bool:
+    """Whether a server with no API key answers a request a browser sent from ``origin_header``:
+    none (not a browser, or a same-origin GET) or a page of a loopback origin."""
+    if origin_header is None:
+        return True
+    parts = urlsplit(origin_header)
+    return parts.scheme in ("http", "https") and is_loopback(parts.hostname or "")
+
+
 def current_origin(default: str) -> str:
     """The origin of the request being served (``default`` outside a request)."""
     return _origin.get() or default
@@ -84,7 +96,7 @@ def current_origin(default: str) -> str:
 class OriginMiddleware:
     """Sets the request's origin for everything that runs on its behalf (the handler's worker
     thread included: anyio copies the context into it); ``loopback_only`` (a server with no API
-    key) refuses a ``Host`` that is not loopback."""
+    key) refuses a ``Host`` or a browser's ``Origin`` that is not loopback."""
 
     def __init__(self, app: ASGIApp, bound_url: str, loopback_only: bool = False) -> None:
         self.app = app
@@ -95,14 +107,11 @@ class OriginMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        host = Headers(scope=scope).get("host")
-        if self.loopback_only and not open_server_answers(host):
-            log.warning("refused a request for Host %r: this server runs without an API key", (host or "")[:100])
-            refusal = VsrError(
-                ErrorCode.HOST_NOT_ALLOWED,
-                "this server runs without an API key and answers only requests sent to localhost, "
-                "127.0.0.1 or [::1]; to serve other names, start it with --api-key",
-            )
+        headers = Headers(scope=scope)
+        host = headers.get("host")
+        refusal = self._refusal(host, headers.get("origin")) if self.loopback_only else None
+        if refusal is not None:
+            log.warning("refused a request (Host %r, Origin %r)", (host or "")[:100], headers.get("origin", "")[:100])
             await json_error(refusal, close=True)(scope, receive, send)
             return
         token = _origin.set(origin_for(host, self.bound_url))
@@ -110,3 +119,19 @@ class OriginMiddleware:
             await self.app(scope, receive, send)
         finally:
             _origin.reset(token)
+
+    @staticmethod
+    def _refusal(host: str | None, origin: str | None) -> VsrError | None:
+        if not open_server_answers(host):
+            return VsrError(
+                ErrorCode.HOST_NOT_ALLOWED,
+                "this server runs without an API key and answers only requests sent to localhost, "
+                "127.0.0.1 or [::1]; to serve other names, start it with --api-key",
+            )
+        if not open_server_accepts_origin(origin):
+            return VsrError(
+                ErrorCode.HOST_NOT_ALLOWED,
+                "this server runs without an API key and refuses requests from pages of other sites; "
+                "open its own page, or start it with --api-key",
+            )
+        return None
