@@ -122,6 +122,20 @@ def freeze_stages(job_id: str, timeout: float = 60) -> tuple[list[int], list[int
     raise AssertionError("no stage process of the job could be caught running")
 
 
+def kill_at_once(pids: list[int]) -> None:
+    """SIGKILL ``pids`` as if at the same instant: all are stopped first, so none of them can
+    act on another's death (the job process answers the server's death, PDEATHSIG, by ending
+    its group: killed one after the other, it sometimes got that far, and no orphan was left)."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    while any(_state(pid) not in ("T", "gone") for pid in pids):
+        assert time.monotonic() < deadline, [(pid, _state(pid)) for pid in pids]
+        time.sleep(0.01)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+
+
 def _state(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -175,8 +189,7 @@ def test_sigterm_stops_every_job_process_and_a_restart_kills_what_a_crash_left(d
     second = start()
     wait_for_parts(data, job["job_id"], more_than=len(parts(data, job["job_id"])))
     leaders, stages = freeze_stages(job["job_id"])  # a hung stage: it must not outlive what follows
-    for pid in (second.proc.pid, *leaders):  # the server and its job process die at once (OOM killer)
-        os.kill(pid, signal.SIGKILL)
+    kill_at_once([second.proc.pid, *leaders])  # the server and its job process (OOM killer)
     second.stop()
     assert sorted(leftover_workers(data, settle=1)) == sorted(stages)  # orphans, as the issue saw them
 
