@@ -235,6 +235,11 @@ def output_file(uri: str, suffix: str = "") -> Iterator[Path]:
 
     Locally the temp file sits beside the target so the final rename is atomic; for S3 it
     is uploaded when the block ends. On failure nothing is written and the temp file goes.
+
+    The local temp name is reserved with mkstemp and then unlinked, so the writer (FFmpeg,
+    ``open(..., "wb")``) creates the file rather than truncating an existing one: on ext4
+    (``auto_da_alloc``, the default) truncating a file to zero marks it for write-back on
+    close, and the close of a 1 GB output then waited ~0.4 s to start writing it all out.
     """
     _check_scheme(uri)
     if is_s3(uri):
@@ -263,21 +268,17 @@ def output_file(uri: str, suffix: str = "") -> Iterator[Path]:
         )
         os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual mode
+    tmp.unlink()  # the name stays ours (random, in the service's own folder); see above
     try:
         with _disk_writes(str(dest.parent)):
             yield tmp
             errors.inject_no_space(uri)
+            if not tmp.exists():  # the block wrote nothing: an empty object, as before
+                tmp.touch()
         os.replace(tmp, dest)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def list_prefix(uri: str) -> list:
