@@ -263,11 +263,11 @@ class _TakenFrames:
         self.digests: Dict[int, PtsDigest] = {}
         self.pts: List[int] = []  # in the source's time base
 
-    def take(self, number: int, packet: av.Packet) -> None:
+    def take(self, number: int, pts: Optional[int]) -> None:
+        """``pts``: the packet's, in the source's time base (``_video_packets`` converts)."""
         part = self.parts[number]
-        if packet.pts is None:
+        if pts is None:
             raise errors.corrupt(f"{part.label} has a frame without a timestamp")
-        pts = rescale_exact(packet.pts, Fraction(packet.time_base), self.tb)
         lo, hi = part.segment["pts_lo"], part.segment["pts_hi"]
         if (lo is not None and pts < lo) or (hi is not None and pts >= hi):
             raise errors.corrupt(f"{part.label} holds a frame of another segment (at {float(pts * self.tb):.3f} s)")
@@ -294,7 +294,7 @@ def _check_output(path: Path, taken: List[int], tb: Fraction, fmt: str) -> None:
                 stream.discard = DISCARD_ALL
         out_tb = Fraction(video.time_base)
         actual = [p.pts for p in container.demux(video) if p.size]
-    expected = (integrity.rescale_round(pts, tb, out_tb) for pts in taken)
+    expected = taken if out_tb == tb else [integrity.rescale_round(pts, tb, out_tb) for pts in taken]
     integrity.check_output_pts(actual, expected, "the merged output", shift_ok=fmt == "matroska")
 
 
@@ -336,10 +336,12 @@ def _video_packets(parts: list, target: av.stream.Stream, taken: _TakenFrames) -
     for number, part in enumerate(parts):
         vs = primary_video_stream(part)
         tb = Fraction(vs.time_base)
+        same_tb = tb == taken.tb  # upscale writes parts in the source's time base: no Fractions per packet
         for packet in part.demux(vs):
             if packet.size == 0:
                 continue
-            taken.take(number, packet)
+            pts = packet.pts
+            taken.take(number, pts if same_tb or pts is None else rescale_exact(pts, tb, taken.tb))
             seq += 1
             yield _decode_time(packet, tb.numerator, tb.denominator), seq, packet, target
 
