@@ -58,12 +58,19 @@ def _is_wildcard(host: str) -> bool:
         return False
 
 
+def _host_name(host_header: str | None) -> str | None:
+    """The host name of a well-formed ``Host`` header (lower case, IPv6 without brackets)."""
+    if not host_header or not _HOST_HEADER.fullmatch(host_header):
+        return None
+    return urlsplit(f"//{host_header}").hostname or ""
+
+
 def origin_for(host_header: str | None, bound_url: str) -> str:
     """The origin to build URLs with for a request that sent ``Host: host_header``."""
-    if not host_header or not _HOST_HEADER.fullmatch(host_header):
+    host = _host_name(host_header)
+    if host is None:
         return bound_url
     bound_host = urlsplit(bound_url).hostname or ""
-    host = urlsplit(f"//{host_header}").hostname or ""
     if is_loopback(host) or host == bound_host.lower() or _is_wildcard(bound_host):
         return f"http://{host_header}"
     return bound_url
@@ -74,9 +81,8 @@ def open_server_answers(host_header: str | None) -> bool:
     loopback name or address, or no ``Host`` at all (HTTP/1.0; a browser always sends one)."""
     if host_header is None:
         return True
-    if not _HOST_HEADER.fullmatch(host_header):
-        return False
-    return is_loopback(urlsplit(f"//{host_header}").hostname or "")
+    host = _host_name(host_header)
+    return host is not None and is_loopback(host)
 
 
 def open_server_accepts_origin(origin_header: str | None) -> bool:
